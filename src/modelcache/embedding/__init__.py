@@ -1,0 +1,21 @@
+"""Embedding models by name."""
+
+from __future__ import annotations
+
+from modelcache.embedding.base import Embedder, normalize_rows
+from modelcache.embedding.batcher import BatchingEmbedder
+from modelcache.registry import resolve
+from modelcache.settings import Settings
+
+__all__ = ["EMBEDDERS", "BatchingEmbedder", "Embedder", "normalize_rows", "open_embedder"]
+
+#: name -> class with `from_options(threads, **options)`.
+EMBEDDERS: dict[str, str] = {
+    "use": "modelcache.embedding.use:UseEmbedder",
+}
+
+
+def open_embedder(settings: Settings) -> Embedder:
+    factory = resolve(EMBEDDERS, settings.embedder, "embedder")
+    embedder: Embedder = factory.from_options(settings.embed_threads, **settings.embedder_options)
+    return embedder

@@ -1,0 +1,161 @@
+"""Typed requests: the original ModelCache JSON, validated into pydantic models.
+
+`parse_request()` turns a decoded body into one of the four request models or raises
+InvalidRequest with the code of the first problem found: 101 not an object, 102 unknown
+`type`, 103 missing or malformed `scope`, 104 invalid tenant name, then the operation's own
+code (201 query, 301 insert, 401 remove, 501 register) for its fields.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+
+from modelcache.errors import OPERATION_CODES, InvalidRequest
+from modelcache.messages import Message
+from modelcache.tenants import validate_tenant
+
+__all__ = [
+    "ChatInfo",
+    "ChatMessage",
+    "InsertRequest",
+    "QueryRequest",
+    "RegisterRequest",
+    "RemoveRequest",
+    "Request",
+    "parse_conversation",
+    "parse_request",
+    "to_messages",
+]
+
+MAX_INSERT_ITEMS = 1000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ChatMessage(_Model):
+    role: Literal["system", "user", "assistant"]
+    content: StrictStr
+
+
+def _as_conversation(value: Any) -> Any:
+    """A bare string is a one-message conversation."""
+    return [{"role": "user", "content": value}] if isinstance(value, str) else value
+
+
+def _check_conversation(messages: list[ChatMessage]) -> list[ChatMessage]:
+    if not messages:
+        raise ValueError("must contain at least one message")
+    if messages[-1].role != "user":
+        raise ValueError("the last message must be the user's question (role 'user')")
+    if not messages[-1].content.strip():
+        raise ValueError("the user's question must not be empty")
+    return messages
+
+
+class Scope(_Model):
+    model: StrictStr
+
+
+class QueryRequest(_Model):
+    type: Literal["query"]
+    scope: Scope
+    query: list[ChatMessage]
+    #: Optional per-call minimum cosine similarity, overriding the tenant's thresholds.
+    threshold: Annotated[float, Field(ge=-1, le=1)] | None = None
+
+    _conversation = field_validator("query", mode="before")(_as_conversation)
+    _check = field_validator("query")(_check_conversation)
+
+
+class ChatInfo(_Model):
+    query: list[ChatMessage]
+    answer: StrictStr
+
+    _conversation = field_validator("query", mode="before")(_as_conversation)
+    _check = field_validator("query")(_check_conversation)
+
+
+class InsertRequest(_Model):
+    type: Literal["insert"]
+    scope: Scope
+    chat_info: Annotated[list[ChatInfo], Field(min_length=1, max_length=MAX_INSERT_ITEMS)]
+
+
+class RemoveRequest(_Model):
+    type: Literal["remove"]
+    scope: Scope
+    remove_type: Literal["delete_by_id", "truncate_by_model"]
+    id_list: list[StrictInt] = []
+
+    @field_validator("id_list")
+    @classmethod
+    def _ids_positive(cls, ids: list[int]) -> list[int]:
+        if any(i < 0 for i in ids):
+            raise ValueError("ids must be non-negative integers")
+        return ids
+
+
+class RegisterRequest(_Model):
+    type: Literal["register"]
+    scope: Scope
+    #: Optional per-tenant thresholds, stored with the tenant.
+    threshold_short: Annotated[float, Field(ge=-1, le=1)] | None = None
+    threshold_long: Annotated[float, Field(ge=-1, le=1)] | None = None
+
+
+Request = QueryRequest | InsertRequest | RemoveRequest | RegisterRequest
+
+_MODELS: dict[str, type[_Model]] = {
+    "query": QueryRequest,
+    "insert": InsertRequest,
+    "remove": RemoveRequest,
+    "register": RegisterRequest,
+}
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "body"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def parse_request(body: Any) -> Request:
+    """Validate a decoded JSON body (see module docstring for the error codes)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object", code=101, http_status=400)
+    kind = body.get("type")
+    if kind not in _MODELS:
+        raise InvalidRequest(
+            f"type must be one of {sorted(_MODELS)}, got {kind!r}", code=102, http_status=400
+        )
+    scope = body.get("scope")
+    if not isinstance(scope, dict) or "model" not in scope:
+        raise InvalidRequest("scope must be an object with a 'model' field", code=103)
+    validate_tenant(scope["model"])
+    try:
+        request: Request = _MODELS[kind].model_validate(body)  # type: ignore[assignment]
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc), code=OPERATION_CODES[kind][0]) from None
+    if isinstance(request, RemoveRequest) and request.remove_type == "delete_by_id" and not request.id_list:
+        raise InvalidRequest("id_list must list at least one id for delete_by_id", code=401)
+    return request
+
+
+def parse_conversation(value: Any, *, code: int = 201) -> list[Message]:
+    """Validate messages given to the library API, as the HTTP API does."""
+    try:
+        chat = ChatInfo.model_validate({"query": value, "answer": ""})
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc), code=code) from None
+    return to_messages(chat.query)
+
+
+def to_messages(messages: list[ChatMessage]) -> list[Message]:
+    return [Message(m.role, m.content) for m in messages]

@@ -1,0 +1,49 @@
+"""Helpers shared by the SQL row stores (SQLite, MySQL, PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from modelcache.storage.base import Entry
+
+__all__ = ["ENTRY_COLUMNS", "chunked", "entry_from_row", "vector_from_bytes", "vector_to_bytes"]
+
+T = TypeVar("T")
+
+#: Column order that `entry_from_row` expects.
+ENTRY_COLUMNS = (
+    "id, tenant, question, answer, context, context_hash, key_hash, embedding,"
+    " hit_count, created_at, last_hit_at"
+)
+
+
+def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def vector_to_bytes(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def vector_from_bytes(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32).copy()
+
+
+def entry_from_row(row: Sequence[Any]) -> Entry:
+    return Entry(
+        id=int(row[0]),
+        tenant=row[1],
+        question=row[2],
+        answer=row[3],
+        context=row[4],
+        context_hash=row[5],
+        key_hash=row[6],
+        embedding=vector_from_bytes(bytes(row[7])),
+        hit_count=int(row[8]),
+        created_at=float(row[9]),
+        last_hit_at=None if row[10] is None else float(row[10]),
+    )
