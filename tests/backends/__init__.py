@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-__all__ = ["free_port", "unavailable"]
+__all__ = ["ServerHandle", "free_port", "unavailable"]
 
 
 def unavailable(reason: str) -> None:
@@ -28,3 +28,19 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class ServerHandle:
+    """What a backend fixture yields: the URL, and stop/start for fault tests.
+
+    Backends whose server the machine runs (MariaDB, PostgreSQL 15) may leave stop/start
+    unimplemented; servers the fixture starts itself implement both, keeping port and data.
+    """
+
+    url: str
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError

