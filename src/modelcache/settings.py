@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     embedder_options: dict[str, Any] = Field(default_factory=dict)
     embed_threads: int = Field(default=1, ge=1)
     batch_max_size: int = Field(default=32, ge=1)
-    batch_max_wait_ms: float = Field(default=2.0, ge=0)
+    batch_max_wait_ms: float = Field(default=0.0, ge=0)
 
     # similarity (cosine, see calibration/README.md for how the defaults were chosen)
     threshold_short: float = Field(default=0.80, ge=-1, le=1)
