@@ -205,9 +205,22 @@ class Cache:
         score_of = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
         if not score_of:
             return None
-        candidates = [Candidate(e, score_of[e.id]) for e in self.rows.get(tenant, list(score_of))]
+        found = self.rows.get(tenant, list(score_of))
+        self._drop_orphan_vectors(tenant, set(score_of) - {e.id for e in found})
+        candidates = [Candidate(e, score_of[e.id]) for e in found]
         limit = threshold if threshold is not None else self._thresholds(tenant).for_text(key.question)
         return choose(key, candidates, limit)
+
+    def _drop_orphan_vectors(self, tenant: str, ids: set[int]) -> None:
+        """Vectors whose rows are gone (an undo that could not reach the index) are removed."""
+        if not ids:
+            return
+        try:
+            self.index.delete(tenant, np.array(sorted(ids), dtype=np.int64))
+        except ModelCacheError as exc:
+            log.warning("could not remove orphan vectors %s of %r: %s", sorted(ids), tenant, exc)
+        else:
+            log.info("removed orphan vectors %s of %r", sorted(ids), tenant)
 
     def insert(self, tenant: str, items: Iterable[tuple[Conversation, str]]) -> list[int]:
         """Store answers; a conversation already stored gets its answer replaced.

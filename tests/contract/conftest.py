@@ -15,23 +15,7 @@ import pytest
 
 from modelcache import Cache, Settings
 from modelcache.embedding.use import UseEmbedder
-
-#: (row store, vector index) pairs that make sense together.
-COMBINATIONS = [
-    ("sqlite", "faiss"),
-]
-
-_ROW_URL = {
-    "mysql": lambda request: request.getfixturevalue("mysql_server").url,
-    "postgres": lambda request: request.getfixturevalue("postgres_server").url,
-    "pgserver": lambda request: request.getfixturevalue("pgvector_server").row_url,
-}
-_VECTOR_URL = {
-    "milvus": lambda request: request.getfixturevalue("milvus_server").url,
-    "milvus_lite": lambda request: request.getfixturevalue("milvus_lite_server").url,
-    "redis": lambda request: request.getfixturevalue("redis_server").url,
-    "pgvector": lambda request: request.getfixturevalue("pgvector_server").url,
-}
+from tests.backends import COMBINATIONS, combination_id, storage_urls
 
 
 @pytest.fixture(scope="session")
@@ -42,17 +26,17 @@ def use_embedder() -> UseEmbedder:
 
 
 def settings_for(request: pytest.FixtureRequest, combination: tuple[str, str], data_dir: Path) -> Settings:
-    row, vector = combination
+    row_url, vector_url = storage_urls(request, combination)
     return Settings(
         data_dir=data_dir,
-        row_store="" if row == "sqlite" else _ROW_URL[row](request),
-        vector_index="" if vector == "faiss" else _VECTOR_URL[vector](request),
+        row_store=row_url,
+        vector_index=vector_url,
         query_log_flush_interval_s=0.05,
         index_save_interval_s=0.2,
     )
 
 
-@pytest.fixture(params=COMBINATIONS, ids=lambda c: f"{c[0]}+{c[1]}")
+@pytest.fixture(params=COMBINATIONS, ids=combination_id)
 def combination(request: pytest.FixtureRequest) -> tuple[str, str]:
     return request.param  # type: ignore[no-any-return]
 

@@ -1,0 +1,509 @@
+"""MySQL / MariaDB row store, also serving OceanBase through its MySQL protocol.
+
+Same semantics as the SQLite store, over a small pool of pymysql connections. The schema
+is the shipped file `schema/mysql.sql`, run on start-up (DBAs may run it by hand). Every
+statement is parameterised; table names are constants. Connection failures (refused,
+lost, timed out) become `BackendUnavailable`; broken connections are dropped and new
+ones opened on the next call, so the store recovers when the server comes back.
+
+URL: `mysql://user:password@host:port/database?pool_size=10&connect_timeout=3`
+(also `mysql+pymysql://` and `oceanbase://`; user and password are URL-decoded, so an
+OceanBase user `root@tenant` is written `root%40tenant`). Further query options:
+`read_timeout`, `write_timeout` (seconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from importlib import resources
+from types import ModuleType
+from typing import Any, Protocol, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import numpy as np
+
+from modelcache.errors import BackendUnavailable, ConfigurationError, MissingDependency
+from modelcache.registry import url_scheme
+from modelcache.settings import Settings
+from modelcache.storage.base import Entry, NewEntry, QueryLogRecord
+from modelcache.storage.sql import ENTRY_COLUMNS, chunked, entry_from_row, vector_from_bytes, vector_to_bytes
+
+__all__ = ["MySQLConfig", "MySQLRowStore", "parse_mysql_url", "schema_statements"]
+
+T = TypeVar("T")
+
+_BACKEND = "mysql"
+_URL_SCHEMES = frozenset({"mysql", "oceanbase"})
+_DEFAULT_PORT = 3306
+_IN_CHUNK = 500
+
+_INSERT_ENTRY = (
+    "INSERT INTO mc_entries (tenant, question, answer, context, context_hash, key_hash, embedding,"
+    " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_INSERT_QUERY_LOG = (
+    "INSERT INTO mc_query_log (tenant, question, context_hash, hit, entry_id, score, latency_ms,"
+    " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+class _Cursor(Protocol):
+    rowcount: int
+    lastrowid: int | None
+
+    def __enter__(self) -> _Cursor: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def execute(self, query: str, args: Sequence[Any] | None = None) -> int: ...
+
+    def executemany(self, query: str, args: Sequence[Sequence[Any]]) -> int | None: ...
+
+    def fetchall(self) -> Sequence[tuple[Any, ...]]: ...
+
+
+class _Connection(Protocol):
+    @property
+    def open(self) -> bool: ...
+
+    def cursor(self) -> _Cursor: ...
+
+    def begin(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class MySQLConfig:
+    """Where the server is and how patient to be with it (timeouts in seconds)."""
+
+    host: str
+    database: str
+    user: str
+    password: str = field(default="", repr=False)
+    port: int = _DEFAULT_PORT
+    pool_size: int = 10
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    write_timeout: float = 10.0
+    #: A pooled connection idle at least this long is pinged before it is handed out.
+    ping_after_idle_s: float = 1.0
+
+
+def parse_mysql_url(url: str) -> MySQLConfig:
+    """`mysql://user:password@host:port/database?pool_size=N&connect_timeout=S` -> config."""
+    if url_scheme(url) not in _URL_SCHEMES:
+        raise ConfigurationError(f"not a mysql:// or oceanbase:// URL: {url_scheme(url)!r}")
+    parts = urlsplit(url)
+    database = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not parts.username or not database or "/" in database:
+        raise ConfigurationError("mysql URL must look like mysql://user:password@host:port/database")
+    try:
+        port = parts.port or _DEFAULT_PORT
+    except ValueError as exc:
+        raise ConfigurationError(f"mysql URL has a bad port: {exc}") from None
+    return MySQLConfig(
+        host=parts.hostname,
+        database=database,
+        user=unquote(parts.username),
+        password=unquote(parts.password or ""),
+        port=port,
+        **_query_options(parts.query),
+    )
+
+
+def _query_options(query: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key, text in parse_qsl(query, keep_blank_values=True):
+        if key == "pool_size":
+            options[key] = _positive_integer(key, text)
+        elif key in ("connect_timeout", "read_timeout", "write_timeout"):
+            options[key] = _positive_number(key, text)
+        else:
+            raise ConfigurationError(f"unknown mysql URL option {key!r}")
+    return options
+
+
+def _positive_number(key: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"mysql URL option {key} must be a positive number, not {text!r}")
+    return value
+
+
+def _positive_integer(key: str, text: str) -> int:
+    value = _positive_number(key, text)
+    if not value.is_integer():
+        raise ConfigurationError(f"mysql URL option {key} must be a whole number, not {text!r}")
+    return int(value)
+
+
+def schema_statements(script: str) -> list[str]:
+    """Split a schema file into statements: '--' comment lines dropped, ';' ends a line."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.splitlines():
+        if line.lstrip().startswith("--"):
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statements.append("\n".join(current).strip().rstrip(";").strip())
+            current = []
+    statements.append("\n".join(current).strip())
+    return [statement for statement in statements if statement]
+
+
+def _read_schema() -> str:
+    return resources.files("modelcache.storage").joinpath("schema", "mysql.sql").read_text("utf-8")
+
+
+def _close_quietly(conn: _Connection, driver_error: type[BaseException]) -> None:
+    with contextlib.suppress(driver_error):
+        conn.close()
+
+
+class _ConnectionPool:
+    """At most `size` open connections; idle ones are reused newest first, pinged after a pause."""
+
+    def __init__(
+        self, connect: Callable[[], _Connection], config: MySQLConfig, driver_error: type[BaseException]
+    ):
+        self._connect = connect
+        self._config = config
+        self._driver_error = driver_error
+        self._slots = threading.BoundedSemaphore(config.pool_size)
+        self._idle: list[tuple[_Connection, float]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def acquire(self) -> _Connection:
+        if not self._slots.acquire(timeout=self._config.read_timeout):
+            raise BackendUnavailable(_BACKEND, f"all {self._config.pool_size} pooled connections are busy")
+        try:
+            return self._idle_or_new()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, conn: _Connection) -> None:
+        """Return a connection for reuse; one the driver has seen break is closed instead."""
+        with self._lock:
+            keep = conn.open and not self._closed
+            if keep:
+                self._idle.append((conn, time.monotonic()))
+        if not keep:
+            _close_quietly(conn, self._driver_error)
+        self._slots.release()
+
+    def discard(self, conn: _Connection) -> None:
+        _close_quietly(conn, self._driver_error)
+        self._slots.release()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            _close_quietly(conn, self._driver_error)
+
+    def _idle_or_new(self) -> _Connection:
+        while (idle := self._pop_idle()) is not None:
+            conn, since = idle
+            if time.monotonic() - since < self._config.ping_after_idle_s or self._alive(conn):
+                return conn
+            _close_quietly(conn, self._driver_error)
+        return self._connect()
+
+    def _pop_idle(self) -> tuple[_Connection, float] | None:
+        with self._lock:
+            if self._closed:
+                raise BackendUnavailable(_BACKEND, "the store is closed")
+            return self._idle.pop() if self._idle else None
+
+    def _alive(self, conn: _Connection) -> bool:
+        try:
+            conn.ping()
+        except self._driver_error:
+            return False
+        return True
+
+
+def _fetch_all(conn: _Connection, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def _execute(conn: _Connection, sql: str, params: Sequence[Any] | None = None) -> int:
+    with conn.cursor() as cursor:
+        return int(cursor.execute(sql, params))
+
+
+def _execute_many(conn: _Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    with conn.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _marks(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+def _insert_each(conn: _Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+    """Insert row by row, so every id is the server's own (no guess at consecutive ids)."""
+    ids: list[int] = []
+    with conn.cursor() as cursor:
+        for row in rows:
+            cursor.execute(sql, row)
+            ids.append(int(cursor.lastrowid or 0))
+    return ids
+
+
+def _connect(driver: ModuleType, config: MySQLConfig) -> _Connection:
+    try:
+        conn: _Connection = driver.connect(
+            host=config.host,
+            port=config.port,
+            user=config.user,
+            password=config.password,
+            database=config.database,
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            write_timeout=config.write_timeout,
+        )
+    except driver.err.Error as exc:
+        where = f"{config.host}:{config.port}/{config.database}"
+        raise BackendUnavailable(_BACKEND, f"cannot connect to {where}: {_describe(exc)}") from exc
+    return conn
+
+
+def _describe(exc: BaseException) -> str:
+    """pymysql errors carry (errno, message); say both, or at least the error's type."""
+    if len(exc.args) == 2 and exc.args[1]:
+        return f"{exc.args[1]} (error {exc.args[0]})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class MySQLRowStore:
+    """RowStore on MySQL, MariaDB or OceanBase (MySQL mode)."""
+
+    name = "mysql"
+
+    def __init__(self, config: MySQLConfig):
+        self.config = config
+        self._driver: ModuleType | None = None
+        self._pool: _ConnectionPool | None = None
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings) -> MySQLRowStore:
+        return cls(parse_mysql_url(url))
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            import pymysql
+        except ImportError as exc:
+            raise MissingDependency("pymysql", "mysql") from exc
+        self.close()
+        self._driver = pymysql
+        self._pool = _ConnectionPool(partial(_connect, pymysql, self.config), self.config, pymysql.err.Error)
+        statements = schema_statements(_read_schema())
+        try:
+            for statement in statements:
+                self._write(statement)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def ping(self) -> None:
+        self._query("SELECT 1")
+
+    def _run(self, work: Callable[[_Connection], T]) -> T:
+        """Run `work` on a pooled connection; connection failures become BackendUnavailable."""
+        pool, driver = self._pool, self._driver
+        if pool is None or driver is None:
+            raise BackendUnavailable(self.name, "the store is not started")
+        conn = pool.acquire()
+        statement_errors = (
+            driver.err.IntegrityError,
+            driver.err.ProgrammingError,
+            driver.err.DataError,
+            driver.err.NotSupportedError,
+        )
+        try:
+            result = work(conn)
+        except (driver.err.OperationalError, driver.err.InterfaceError) as exc:
+            pool.discard(conn)
+            raise BackendUnavailable(self.name, _describe(exc)) from exc
+        except statement_errors:
+            pool.release(conn)
+            raise
+        except BaseException:
+            pool.discard(conn)
+            raise
+        pool.release(conn)
+        return result
+
+    def _transaction(self, work: Callable[[_Connection], T]) -> T:
+        def run(conn: _Connection) -> T:
+            conn.begin()
+            try:
+                result = work(conn)
+            except BaseException:
+                if conn.open:  # a connection the driver saw break has nothing left to roll back
+                    conn.rollback()
+                raise
+            conn.commit()
+            return result
+
+        return self._run(run)
+
+    def _query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._run(lambda conn: _fetch_all(conn, sql, params))
+
+    def _write(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Run one statement (autocommitted); return the number of rows it changed."""
+        return self._run(lambda conn: _execute(conn, sql, params))
+
+    # -- tenants -------------------------------------------------------------------------
+
+    def register_tenant(self, tenant: str) -> bool:
+        sql = "INSERT IGNORE INTO mc_tenants (name, settings, created_at) VALUES (%s, %s, %s)"
+        return self._write(sql, (tenant, "{}", time.time())) > 0
+
+    def tenants(self) -> list[str]:
+        return [row[0] for row in self._query("SELECT name FROM mc_tenants ORDER BY name")]
+
+    def tenant_settings(self, tenant: str) -> dict[str, Any]:
+        rows = self._query("SELECT settings FROM mc_tenants WHERE name = %s", (tenant,))
+        return dict(json.loads(rows[0][0])) if rows else {}
+
+    def set_tenant_settings(self, tenant: str, values: Mapping[str, Any]) -> None:
+        text = json.dumps(dict(values))
+        sql = (
+            "INSERT INTO mc_tenants (name, settings, created_at) VALUES (%s, %s, %s)"
+            " ON DUPLICATE KEY UPDATE settings = %s"
+        )
+        self._write(sql, (tenant, text, time.time(), text))
+
+    # -- entries ---------------------------------------------------------------------------
+
+    def insert(self, entries: Sequence[NewEntry]) -> list[int]:
+        now = time.time()
+        rows = [
+            (
+                e.tenant,
+                e.question,
+                e.answer,
+                e.context,
+                e.context_hash,
+                e.key_hash,
+                vector_to_bytes(e.embedding),
+                now,
+            )
+            for e in entries
+        ]
+        return self._transaction(lambda conn: _insert_each(conn, _INSERT_ENTRY, rows))
+
+    def _select(self, where: str, params: Sequence[Any]) -> list[Entry]:
+        rows = self._query(f"SELECT {ENTRY_COLUMNS} FROM mc_entries WHERE {where}", params)
+        return [entry_from_row(row) for row in rows]
+
+    def find_by_keys(self, tenant: str, key_hashes: Sequence[str]) -> dict[str, Entry]:
+        found: dict[str, Entry] = {}
+        for part in chunked(list(key_hashes), _IN_CHUNK):
+            where = f"tenant = %s AND key_hash IN ({_marks(len(part))}) ORDER BY id"
+            for entry in self._select(where, [tenant, *part]):
+                found[entry.key_hash] = entry
+        return found
+
+    def get(self, tenant: str, ids: Sequence[int]) -> list[Entry]:
+        entries: list[Entry] = []
+        for part in chunked([int(i) for i in ids], _IN_CHUNK):
+            entries.extend(self._select(f"tenant = %s AND id IN ({_marks(len(part))})", [tenant, *part]))
+        return entries
+
+    def update_answers(self, tenant: str, answers: Mapping[int, str]) -> None:
+        rows = [(answer, tenant, int(entry_id)) for entry_id, answer in sorted(answers.items())]
+        sql = "UPDATE mc_entries SET answer = %s WHERE tenant = %s AND id = %s"
+        self._transaction(lambda conn: _execute_many(conn, sql, rows))
+
+    def delete(self, tenant: str, ids: Sequence[int]) -> list[int]:
+        def work(conn: _Connection) -> list[int]:
+            deleted: list[int] = []
+            for part in chunked([int(i) for i in ids], _IN_CHUNK):
+                where = f"tenant = %s AND id IN ({_marks(len(part))})"
+                params = (tenant, *part)
+                found = _fetch_all(conn, f"SELECT id FROM mc_entries WHERE {where} FOR UPDATE", params)
+                deleted += [int(row[0]) for row in found]
+                _execute(conn, f"DELETE FROM mc_entries WHERE {where}", params)
+            return deleted
+
+        return self._transaction(work)
+
+    def delete_tenant_rows(self, tenant: str) -> int:
+        return self._write("DELETE FROM mc_entries WHERE tenant = %s", (tenant,))
+
+    def count(self, tenant: str) -> int:
+        return int(self._query("SELECT COUNT(*) FROM mc_entries WHERE tenant = %s", (tenant,))[0][0])
+
+    def ids(self, tenant: str) -> np.ndarray:
+        rows = self._query("SELECT id FROM mc_entries WHERE tenant = %s ORDER BY id", (tenant,))
+        return np.array([row[0] for row in rows], dtype=np.int64)
+
+    def iter_vectors(self, tenant: str, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        sql = "SELECT id, embedding FROM mc_entries WHERE tenant = %s AND id > %s ORDER BY id LIMIT %s"
+        last = 0
+        while rows := self._query(sql, (tenant, last, int(batch_size))):
+            last = int(rows[-1][0])
+            yield (
+                np.array([row[0] for row in rows], dtype=np.int64),
+                np.stack([vector_from_bytes(bytes(row[1])) for row in rows]),
+            )
+
+    # -- counters and log ------------------------------------------------------------------
+
+    def add_hits(self, counts: Mapping[int, int], at: float) -> None:
+        # Rows are locked in id order, so concurrent calls cannot deadlock each other.
+        rows = [(int(n), at, int(entry_id)) for entry_id, n in sorted(counts.items())]
+        sql = "UPDATE mc_entries SET hit_count = hit_count + %s, last_hit_at = %s WHERE id = %s"
+        self._transaction(lambda conn: _execute_many(conn, sql, rows))
+
+    def write_query_log(self, records: Sequence[QueryLogRecord]) -> None:
+        rows = [
+            (
+                r.tenant,
+                r.question,
+                r.context_hash,
+                int(r.hit),
+                None if r.entry_id is None else int(r.entry_id),
+                None if r.score is None else float(r.score),
+                float(r.latency_ms),
+                float(r.created_at),
+            )
+            for r in records
+        ]
+        self._transaction(lambda conn: _execute_many(conn, _INSERT_QUERY_LOG, rows))
