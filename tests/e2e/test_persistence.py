@@ -52,6 +52,7 @@ def test_restart_keeps_data_and_lost_index_files_are_rebuilt(tmp_path: Path):
             assert answer(server, model, "What's the capital city of France?") == "Paris."
     finally:
         server.stop()
+    assert "rebuilding" not in server.log_text(), "saved index files should load as they are"
 
     faiss_files[0].unlink()
     faiss_files[1].write_bytes(b"garbage")

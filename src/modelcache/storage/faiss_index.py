@@ -107,7 +107,7 @@ class FaissIndex:
         if not path.exists():
             return None
         try:
-            index = faiss.downcast_index(faiss.read_index(str(path)))
+            index = faiss.read_index(str(path))
         except RuntimeError as exc:
             log.warning("ignoring unreadable FAISS file %s: %s", path, exc)
             return None
