@@ -1,0 +1,223 @@
+"""Storage benchmark: each vector backend at 10k and 100k entries (512-d, real question texts).
+
+    .venv/bin/python -m benchmarks.storage [--sizes 10000 100000] [--backends faiss milvus redis pgvector]
+
+For each backend and size it prints:
+- bulk insert throughput of rows + vectors (batches of 1,000, embeddings precomputed);
+- vector-search round trip (one query vector, top 10) p50 / p99, measured in this process;
+- the whole query over HTTP (JSON in, embedding, search, row fetch, answer out) p50 / p99,
+  against a real `modelcache serve` process on that storage;
+- API insert throughput (HTTP inserts of 20 conversations each, embedding included).
+
+Texts come from `<datasets>/pairs/scale/en-qqp-full.tsv`; their USE embeddings are computed
+once and kept under ~/.cache/modelcache-bench. Servers are started from pip packages exactly
+as the tests start them (MariaDB is the machine's). Everything binds to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from modelcache import Settings
+from modelcache.embedding.use import UseEmbedder
+from modelcache.evaluation import load_pairs
+from modelcache.messages import Message, build_key
+from modelcache.storage import NewEntry, open_row_store, open_vector_index
+from tests.e2e.conftest import ServerProcess
+
+DATASETS = Path(os.environ.get("MODELCACHE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+CACHE_DIR = Path.home() / ".cache" / "modelcache-bench"
+QUERIES = 300
+
+
+def texts_and_queries(limit: int) -> tuple[list[str], list[str]]:
+    """`limit` distinct stored questions, and paraphrases of some of them (never stored) to ask."""
+    pairs = [(" ".join(a.split()), " ".join(b.split()), label) for a, b, label in
+             load_pairs(DATASETS / "pairs" / "scale" / "en-qqp-full.tsv")]
+    firsts = {a for a, _, _ in pairs}
+    asked = [(a, b) for a, b, label in pairs if label == 1 and b not in firsts][:QUERIES]
+    queries = {b for _, b in asked}
+    stored: dict[str, None] = dict.fromkeys(a for a, _ in asked)
+    for text in (t for a, b, _ in pairs for t in (a, b)):
+        if len(stored) >= limit:
+            break
+        if text not in queries:
+            stored.setdefault(text)
+    return list(stored), [b for _, b in asked]
+
+
+def embeddings(texts: list[str], embedder: UseEmbedder) -> np.ndarray:
+    path = CACHE_DIR / f"qqp-{len(texts)}.npy"
+    if path.exists():
+        return np.load(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vectors = np.concatenate([embedder.embed(texts[i : i + 256]) for i in range(0, len(texts), 256)])
+    np.save(path, vectors)
+    return vectors
+
+
+def percentiles(samples_ms: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples_ms)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def bulk_load(settings: Settings, tenant: str, texts: list[str], vectors: np.ndarray) -> float:
+    """Rows then vectors in batches of 1,000; returns entries per second."""
+    rows, index = open_row_store(settings), open_vector_index(settings, vectors.shape[1])
+    rows.start()
+    index.start()
+    try:
+        rows.register_tenant(tenant)
+        index.ensure_tenant(tenant)
+        started = time.perf_counter()
+        for start in range(0, len(texts), 1000):
+            batch = []
+            for text, vector in zip(texts[start : start + 1000], vectors[start : start + 1000], strict=True):
+                key = build_key([Message("user", text)])
+                batch.append(NewEntry(tenant, text, f"answer to {text}", "[]", key.context_hash, key.key_hash, vector))
+            ids = rows.insert(batch)
+            index.add(tenant, np.asarray(ids, dtype=np.int64), vectors[start : start + len(ids)])
+        return len(texts) / (time.perf_counter() - started)
+    finally:
+        index.close()
+        rows.close()
+
+
+def search_round_trip(settings: Settings, tenant: str, queries: np.ndarray) -> tuple[float, float]:
+    index = open_vector_index(settings, queries.shape[1])
+    index.start()
+    try:
+        for vector in queries[:20]:
+            index.search(tenant, vector[None, :], 10)
+        samples = []
+        for vector in queries:
+            started = time.perf_counter()
+            index.search(tenant, vector[None, :], 10)
+            samples.append((time.perf_counter() - started) * 1000)
+        return percentiles(samples)
+    finally:
+        index.close()
+
+
+def http_queries(server: ServerProcess, tenant: str, questions: list[str]) -> tuple[tuple[float, float], float]:
+    """Whole-query latency p50/p99 in ms and the hit rate."""
+    session = requests.Session()
+    url = f"{server.url}/modelcache"
+
+    def ask(text: str) -> bool:
+        body = {"type": "query", "scope": {"model": tenant}, "query": [{"role": "user", "content": text}]}
+        return bool(session.post(url, json=body, timeout=30).json()["cacheHit"])
+
+    for text in questions[:20]:
+        ask(text)
+    samples, hits = [], 0
+    for text in questions:
+        started = time.perf_counter()
+        hits += ask(text)
+        samples.append((time.perf_counter() - started) * 1000)
+    return percentiles(samples), hits / len(questions)
+
+
+def http_inserts(server: ServerProcess, tenant: str, count: int = 1000) -> float:
+    session = requests.Session()
+    started = time.perf_counter()
+    for start in range(0, count, 20):
+        chat_info = [
+            {"query": [{"role": "user", "content": f"bench question {uuid.uuid4().hex} number {i}"}], "answer": "x"}
+            for i in range(start, start + 20)
+        ]
+        res = session.post(f"{server.url}/modelcache", json={"type": "insert", "scope": {"model": tenant}, "chat_info": chat_info}, timeout=60)
+        res.raise_for_status()
+    return count / (time.perf_counter() - started)
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def mysql_database() -> Iterator[str]:
+    from tests.backends.mysql import DEFAULT_ADMIN_URL, admin_connection
+
+    name = f"mc_bench_{uuid.uuid4().hex[:8]}"
+    with admin_connection(DEFAULT_ADMIN_URL) as conn:
+        conn.cursor().execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    try:
+        yield f"mysql://root@127.0.0.1:3306/{name}"
+    finally:
+        with admin_connection(DEFAULT_ADMIN_URL) as conn:
+            conn.cursor().execute(f"DROP DATABASE {name}")
+
+
+@contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    from tests.backends import free_port
+    from tests.backends.redis_stack import RedisServer, _binaries
+
+    found = _binaries()
+    if isinstance(found, str):
+        raise RuntimeError(found)
+    server = RedisServer(*found, directory, free_port())
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+STORAGE: dict[str, Callable[[ExitStack, Path], tuple[str, str]]] = {
+    "faiss": lambda stack, tmp: ("", ""),
+    "redis": lambda stack, tmp: (stack.enter_context(mysql_database()), stack.enter_context(redis_server(tmp))),
+}
+
+
+def run(backend: str, size: int, texts: list[str], vectors: np.ndarray, queries: list[str], qvecs: np.ndarray) -> dict[str, float]:
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        row_url, vector_url = STORAGE[backend](stack, Path(tmp))
+        settings = Settings(data_dir=Path(tmp) / "data", row_store=row_url, vector_index=vector_url)
+        tenant = f"bench-{size}"
+        insert_rate = bulk_load(settings, tenant, texts[:size], vectors[:size])
+        search = search_round_trip(settings, tenant, qvecs)
+        server = ServerProcess(settings.data_dir, row_store=row_url, vector_index=vector_url).start()
+        try:
+            whole, hit_rate = http_queries(server, tenant, queries)
+            api_insert = http_inserts(server, f"bench-insert-{size}")
+        finally:
+            server.stop()
+        return {"insert": insert_rate, "search_p50": search[0], "search_p99": search[1], "http_p50": whole[0],
+                "http_p99": whole[1], "hit_rate": hit_rate, "api_insert": api_insert}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--backends", nargs="+", default=list(STORAGE), choices=list(STORAGE))
+    args = parser.parse_args()
+    random.seed(0)
+    embedder = UseEmbedder(threads=2)
+    embedder.load()
+    texts, queries = texts_and_queries(max(args.sizes))
+    vectors = embeddings(texts, embedder)
+    qvecs = embedder.embed(queries)
+    print(f"{'backend':<10} {'entries':>8} {'bulk ins/s':>10} {'search p50':>10} {'p99 ms':>7} "
+          f"{'HTTP p50':>9} {'p99 ms':>7} {'hit rate':>8} {'API ins/s':>9}")
+    for backend in args.backends:
+        for size in args.sizes:
+            r = run(backend, size, texts, vectors, queries, qvecs)
+            print(f"{backend:<10} {size:>8} {r['insert']:>10.0f} {r['search_p50']:>10.2f} {r['search_p99']:>7.2f} "
+                  f"{r['http_p50']:>9.2f} {r['http_p99']:>7.2f} {r['hit_rate']:>8.2f} {r['api_insert']:>9.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
