@@ -27,3 +27,9 @@ def test_backend_names_are_safe_and_distinct():
 def test_backend_name_is_stable():
     assert backend_name("gpt") == backend_name("gpt")
     assert not backend_name("gpt1").startswith(backend_name("gpt") + "_")
+
+
+def test_backend_names_fit_postgres_identifiers_and_keep_long_tenants_apart():
+    a, b = "a" * 63 + "b", "a" * 63 + "c"
+    assert len(backend_name(a)) <= 63 and len(backend_name(b)) <= 63
+    assert backend_name(a) != backend_name(b)

@@ -21,11 +21,18 @@ __all__ = [
 #: URL scheme -> class with `from_url(url, settings)`.
 ROW_STORES: dict[str, str] = {
     "sqlite": "modelcache.storage.sqlite:SQLiteRowStore",
+    "postgresql": "modelcache.storage.postgres:PostgresRowStore",
+    "postgres": "modelcache.storage.postgres:PostgresRowStore",
+    "mysql": "modelcache.storage.mysql:MySQLRowStore",
+    "oceanbase": "modelcache.storage.mysql:MySQLRowStore",
 }
 
 #: URL scheme -> class with `from_url(url, settings, dim)`.
 VECTOR_INDEXES: dict[str, str] = {
     "faiss": "modelcache.storage.faiss_index:FaissIndex",
+    "pgvector": "modelcache.storage.pgvector:PgvectorIndex",
+    "redis": "modelcache.storage.redis_vector:RedisVectorIndex",
+    "rediss": "modelcache.storage.redis_vector:RedisVectorIndex",
 }
 
 
