@@ -36,9 +36,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+def _no_nul(text: str) -> str:
+    """NUL cannot be stored by every backend (PostgreSQL text), so no backend gets one."""
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return text
+
+
 class ChatMessage(_Model):
     role: Literal["system", "user", "assistant"]
     content: StrictStr
+
+    _content = field_validator("content")(_no_nul)
 
 
 def _as_conversation(value: Any) -> Any:
@@ -74,6 +83,8 @@ class QueryRequest(_Model):
 class ChatInfo(_Model):
     query: list[ChatMessage]
     answer: StrictStr
+
+    _answer = field_validator("answer")(_no_nul)
 
     _conversation = field_validator("query", mode="before")(_as_conversation)
     _check = field_validator("query")(_check_conversation)

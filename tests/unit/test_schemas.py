@@ -66,6 +66,8 @@ def test_a_bare_string_query_is_one_user_message():
         ({"type": "insert", "scope": SCOPE, "chat_info": [{"query": QUERY}]}, 301),
         ({"type": "insert", "scope": SCOPE, "chat_info": [{"query": QUERY, "answer": 42}]}, 301),
         ({"type": "insert", "scope": SCOPE, "chat_info": "nope"}, 301),
+        ({"type": "insert", "scope": SCOPE, "chat_info": [{"query": QUERY, "answer": "a\x00b"}]}, 301),
+        ({"type": "query", "scope": SCOPE, "query": [{"role": "user", "content": "a\x00b"}]}, 201),
         ({"type": "remove", "scope": SCOPE, "remove_type": "delete_all"}, 401),
         ({"type": "remove", "scope": SCOPE, "remove_type": "delete_by_id", "id_list": ["1"]}, 401),
         ({"type": "remove", "scope": SCOPE, "remove_type": "delete_by_id", "id_list": [1.5]}, 401),
