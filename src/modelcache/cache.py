@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from modelcache.embedding import BatchingEmbedder, Embedder, open_embedder
-from modelcache.errors import InvalidRequest, ModelCacheError
+from modelcache.errors import ConfigurationError, InvalidRequest, ModelCacheError
 from modelcache.messages import CacheKey, Message, build_key
 from modelcache.querylog import QueryLogWriter
 from modelcache.schemas import parse_conversation
@@ -77,7 +77,8 @@ class Cache:
             max_wait_s=self.settings.batch_max_wait_ms / 1000,
         )
         self.rows = row_store or open_row_store(self.settings)
-        self.index = vector_index or open_vector_index(self.settings, inner.dim)
+        self._given_index = vector_index
+        self._index: VectorIndex | None = None
         self.querylog = QueryLogWriter(
             self.rows,
             enabled=self.settings.query_log_enabled,
@@ -92,10 +93,18 @@ class Cache:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def index(self) -> VectorIndex:
+        """The vector index; made in `start()`, once the model has told its dimension."""
+        if self._index is None:
+            raise ConfigurationError("the cache is not started: call start() or use it as a context manager")
+        return self._index
+
     def start(self) -> Cache:
+        self.embedder.load()
+        self._index = self._given_index or open_vector_index(self.settings, self.embedder.dim)
         self.rows.start()
         self.index.start()
-        self.embedder.load()
         if self.index.local:
             for tenant in self.rows.tenants():
                 self._check_local_index(tenant)
@@ -108,7 +117,8 @@ class Cache:
         except ModelCacheError as exc:
             log.error("query log not fully written at shutdown: %s", exc)
         self.embedder.close()
-        self.index.close()
+        if self._index is not None:
+            self._index.close()
         self.rows.close()
 
     def __enter__(self) -> Cache:

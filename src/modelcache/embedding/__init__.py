@@ -12,6 +12,13 @@ __all__ = ["EMBEDDERS", "BatchingEmbedder", "Embedder", "normalize_rows", "open_
 #: name -> class with `from_options(threads, **options)`.
 EMBEDDERS: dict[str, str] = {
     "use": "modelcache.embedding.use:UseEmbedder",
+    "e5": "modelcache.embedding.e5:E5Embedder",
+    "huggingface": "modelcache.embedding.huggingface:HuggingFaceEmbedder",
+    "modelscope": "modelcache.embedding.huggingface:HuggingFaceEmbedder",
+    "onnx": "modelcache.embedding.onnx:OnnxEmbedder",
+    "fasttext": "modelcache.embedding.fasttext:FastTextEmbedder",
+    "llm": "modelcache.embedding.llm:LlmEmbedder",
+    "timm": "modelcache.embedding.timm:TimmEmbedder",
 }
 
 

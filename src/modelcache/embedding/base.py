@@ -25,7 +25,10 @@ class Embedder(Protocol):
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     """float32 copy with unit-length rows (zero rows stay zero)."""
-    out = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1).copy()
+    array = np.asarray(vectors, dtype=np.float32)
+    if not array.size:
+        return array.reshape(len(array), array.shape[-1] if array.ndim > 1 else 0).copy()
+    out = array.reshape(len(array), -1).copy()
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0)
     return out

@@ -28,12 +28,16 @@ class BatchingEmbedder:
     def __init__(self, embedder: Embedder, *, max_batch: int = 32, max_wait_s: float = 0.0):
         self.inner = embedder
         self.name = embedder.name
-        self.dim = embedder.dim
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self.batches_run = 0
+
+    @property
+    def dim(self) -> int:
+        """The model's width (known after `load()` for models that read it from their files)."""
+        return self.inner.dim
 
     def load(self) -> None:
         self.inner.load()
