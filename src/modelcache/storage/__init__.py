@@ -30,6 +30,7 @@ ROW_STORES: dict[str, str] = {
 #: URL scheme -> class with `from_url(url, settings, dim)`.
 VECTOR_INDEXES: dict[str, str] = {
     "faiss": "modelcache.storage.faiss_index:FaissIndex",
+    "milvus": "modelcache.storage.milvus:MilvusIndex",
     "pgvector": "modelcache.storage.pgvector:PgvectorIndex",
     "redis": "modelcache.storage.redis_vector:RedisVectorIndex",
     "rediss": "modelcache.storage.redis_vector:RedisVectorIndex",
