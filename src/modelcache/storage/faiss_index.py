@@ -61,7 +61,6 @@ class FaissIndex:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        faiss.omp_set_num_threads(self.threads)
         self._stop.clear()
         self._saver = threading.Thread(target=self._save_loop, name="faiss-saver", daemon=True)
         self._saver.start()
@@ -152,8 +151,17 @@ class FaissIndex:
 
     # -- vectors ---------------------------------------------------------------------------
 
+    def _limit_threads(self) -> None:
+        """OpenMP's thread count is per calling thread: set it in each server worker thread.
+
+        Left at its default (all cores), one search at 100k entries takes twice as long and
+        fights the embedding model's BLAS threads for the cores.
+        """
+        faiss.omp_set_num_threads(self.threads)
+
     def add(self, tenant: str, ids: np.ndarray, vectors: np.ndarray) -> None:
         state = self._get_or_create(tenant)
+        self._limit_threads()
         with state.lock.write():
             state.index.add_with_ids(
                 np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
@@ -165,6 +173,7 @@ class FaissIndex:
         state = self._get(tenant)
         if state is None:
             return np.full((len(queries), k), -1, np.int64), np.zeros((len(queries), k), np.float32)
+        self._limit_threads()
         with state.lock.read():
             scores, ids = state.index.search(queries, k)
         return ids, scores

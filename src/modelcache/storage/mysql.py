@@ -14,17 +14,15 @@ OceanBase user `root@tenant` is written `root%40tenant`). Further query options:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
 from types import ModuleType
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
@@ -33,7 +31,15 @@ from modelcache.errors import BackendUnavailable, ConfigurationError, MissingDep
 from modelcache.registry import url_scheme
 from modelcache.settings import Settings
 from modelcache.storage.base import Entry, NewEntry, QueryLogRecord
-from modelcache.storage.sql import ENTRY_COLUMNS, chunked, entry_from_row, vector_from_bytes, vector_to_bytes
+from modelcache.storage.mysql_pool import Connection, ConnectionPool
+from modelcache.storage.sql import (
+    ENTRY_COLUMNS,
+    INSERT_COLUMNS,
+    chunked,
+    entry_from_row,
+    insert_params,
+    vector_from_bytes,
+)
 
 __all__ = ["MySQLConfig", "MySQLRowStore", "parse_mysql_url", "schema_statements"]
 
@@ -44,46 +50,11 @@ _URL_SCHEMES = frozenset({"mysql", "oceanbase"})
 _DEFAULT_PORT = 3306
 _IN_CHUNK = 500
 
-_INSERT_ENTRY = (
-    "INSERT INTO mc_entries (tenant, question, answer, context, context_hash, key_hash, embedding,"
-    " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-)
+_INSERT_ENTRY = f"INSERT INTO mc_entries ({INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 _INSERT_QUERY_LOG = (
     "INSERT INTO mc_query_log (tenant, question, context_hash, hit, entry_id, score, latency_ms,"
     " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 )
-
-
-class _Cursor(Protocol):
-    rowcount: int
-    lastrowid: int | None
-
-    def __enter__(self) -> _Cursor: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
-
-    def execute(self, query: str, args: Sequence[Any] | None = None) -> int: ...
-
-    def executemany(self, query: str, args: Sequence[Sequence[Any]]) -> int | None: ...
-
-    def fetchall(self) -> Sequence[tuple[Any, ...]]: ...
-
-
-class _Connection(Protocol):
-    @property
-    def open(self) -> bool: ...
-
-    def cursor(self) -> _Cursor: ...
-
-    def begin(self) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...
-
-    def ping(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -173,89 +144,18 @@ def _read_schema() -> str:
     return resources.files("modelcache.storage").joinpath("schema", "mysql.sql").read_text("utf-8")
 
 
-def _close_quietly(conn: _Connection, driver_error: type[BaseException]) -> None:
-    with contextlib.suppress(driver_error):
-        conn.close()
-
-
-class _ConnectionPool:
-    """At most `size` open connections; idle ones are reused newest first, pinged after a pause."""
-
-    def __init__(
-        self, connect: Callable[[], _Connection], config: MySQLConfig, driver_error: type[BaseException]
-    ):
-        self._connect = connect
-        self._config = config
-        self._driver_error = driver_error
-        self._slots = threading.BoundedSemaphore(config.pool_size)
-        self._idle: list[tuple[_Connection, float]] = []
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def acquire(self) -> _Connection:
-        if not self._slots.acquire(timeout=self._config.read_timeout):
-            raise BackendUnavailable(_BACKEND, f"all {self._config.pool_size} pooled connections are busy")
-        try:
-            return self._idle_or_new()
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def release(self, conn: _Connection) -> None:
-        """Return a connection for reuse; one the driver has seen break is closed instead."""
-        with self._lock:
-            keep = conn.open and not self._closed
-            if keep:
-                self._idle.append((conn, time.monotonic()))
-        if not keep:
-            _close_quietly(conn, self._driver_error)
-        self._slots.release()
-
-    def discard(self, conn: _Connection) -> None:
-        _close_quietly(conn, self._driver_error)
-        self._slots.release()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn, _ in idle:
-            _close_quietly(conn, self._driver_error)
-
-    def _idle_or_new(self) -> _Connection:
-        while (idle := self._pop_idle()) is not None:
-            conn, since = idle
-            if time.monotonic() - since < self._config.ping_after_idle_s or self._alive(conn):
-                return conn
-            _close_quietly(conn, self._driver_error)
-        return self._connect()
-
-    def _pop_idle(self) -> tuple[_Connection, float] | None:
-        with self._lock:
-            if self._closed:
-                raise BackendUnavailable(_BACKEND, "the store is closed")
-            return self._idle.pop() if self._idle else None
-
-    def _alive(self, conn: _Connection) -> bool:
-        try:
-            conn.ping()
-        except self._driver_error:
-            return False
-        return True
-
-
-def _fetch_all(conn: _Connection, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+def _fetch_all(conn: Connection, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
 
 
-def _execute(conn: _Connection, sql: str, params: Sequence[Any] | None = None) -> int:
+def _execute(conn: Connection, sql: str, params: Sequence[Any] | None = None) -> int:
     with conn.cursor() as cursor:
         return int(cursor.execute(sql, params))
 
 
-def _execute_many(conn: _Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+def _execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     with conn.cursor() as cursor:
         cursor.executemany(sql, rows)
 
@@ -264,7 +164,7 @@ def _marks(count: int) -> str:
     return ", ".join(["%s"] * count)
 
 
-def _insert_each(conn: _Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+def _insert_each(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
     """Insert row by row, so every id is the server's own (no guess at consecutive ids)."""
     ids: list[int] = []
     with conn.cursor() as cursor:
@@ -274,9 +174,9 @@ def _insert_each(conn: _Connection, sql: str, rows: Sequence[Sequence[Any]]) -> 
     return ids
 
 
-def _connect(driver: ModuleType, config: MySQLConfig) -> _Connection:
+def _connect(driver: ModuleType, config: MySQLConfig) -> Connection:
     try:
-        conn: _Connection = driver.connect(
+        conn: Connection = driver.connect(
             host=config.host,
             port=config.port,
             user=config.user,
@@ -309,7 +209,7 @@ class MySQLRowStore:
     def __init__(self, config: MySQLConfig):
         self.config = config
         self._driver: ModuleType | None = None
-        self._pool: _ConnectionPool | None = None
+        self._pool: ConnectionPool | None = None
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> MySQLRowStore:
@@ -324,7 +224,13 @@ class MySQLRowStore:
             raise MissingDependency("pymysql", "mysql") from exc
         self.close()
         self._driver = pymysql
-        self._pool = _ConnectionPool(partial(_connect, pymysql, self.config), self.config, pymysql.err.Error)
+        self._pool = ConnectionPool(
+            partial(_connect, pymysql, self.config),
+            pymysql.err.Error,
+            size=self.config.pool_size,
+            wait_s=self.config.read_timeout,
+            ping_after_idle_s=self.config.ping_after_idle_s,
+        )
         statements = schema_statements(_read_schema())
         try:
             for statement in statements:
@@ -341,7 +247,7 @@ class MySQLRowStore:
     def ping(self) -> None:
         self._query("SELECT 1")
 
-    def _run(self, work: Callable[[_Connection], T]) -> T:
+    def _run(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a pooled connection; connection failures become BackendUnavailable."""
         pool, driver = self._pool, self._driver
         if pool is None or driver is None:
@@ -367,8 +273,8 @@ class MySQLRowStore:
         pool.release(conn)
         return result
 
-    def _transaction(self, work: Callable[[_Connection], T]) -> T:
-        def run(conn: _Connection) -> T:
+    def _transaction(self, work: Callable[[Connection], T]) -> T:
+        def run(conn: Connection) -> T:
             conn.begin()
             try:
                 result = work(conn)
@@ -413,19 +319,7 @@ class MySQLRowStore:
 
     def insert(self, entries: Sequence[NewEntry]) -> list[int]:
         now = time.time()
-        rows = [
-            (
-                e.tenant,
-                e.question,
-                e.answer,
-                e.context,
-                e.context_hash,
-                e.key_hash,
-                vector_to_bytes(e.embedding),
-                now,
-            )
-            for e in entries
-        ]
+        rows = [insert_params(e, now) for e in entries]
         return self._transaction(lambda conn: _insert_each(conn, _INSERT_ENTRY, rows))
 
     def _select(self, where: str, params: Sequence[Any]) -> list[Entry]:
@@ -452,7 +346,7 @@ class MySQLRowStore:
         self._transaction(lambda conn: _execute_many(conn, sql, rows))
 
     def delete(self, tenant: str, ids: Sequence[int]) -> list[int]:
-        def work(conn: _Connection) -> list[int]:
+        def work(conn: Connection) -> list[int]:
             deleted: list[int] = []
             for part in chunked([int(i) for i in ids], _IN_CHUNK):
                 where = f"tenant = %s AND id IN ({_marks(len(part))})"

@@ -22,7 +22,7 @@ import numpy as np
 
 from modelcache.errors import ConfigurationError
 from modelcache.settings import Settings
-from modelcache.storage.postgres import PostgresPool, libpq_url
+from modelcache.storage.pg_pool import PostgresPool, libpq_url
 from modelcache.tenants import backend_name
 
 if TYPE_CHECKING:

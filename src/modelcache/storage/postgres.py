@@ -1,4 +1,4 @@
-"""PostgreSQL row store, and the connection pool it shares with the pgvector index.
+"""PostgreSQL row store (its connection pool, shared with pgvector, is in `pg_pool`).
 
 Same semantics as the SQLite store, over a psycopg 3 connection pool. The schema is the
 shipped file `schema/postgres.sql`, run on start-up (DBAs may run it by hand). Every
@@ -15,27 +15,30 @@ PostgreSQL text cannot hold the NUL character: entries containing one are refuse
 from __future__ import annotations
 
 import json
-import select
-import threading
 import time
-import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from modelcache.errors import BackendUnavailable, ConfigurationError, InvalidRequest, MissingDependency
+from modelcache.errors import InvalidRequest
 from modelcache.settings import Settings
 from modelcache.storage.base import Entry, NewEntry, QueryLogRecord
-from modelcache.storage.sql import ENTRY_COLUMNS, chunked, entry_from_row, vector_from_bytes, vector_to_bytes
+from modelcache.storage.pg_pool import PostgresPool, libpq_url
+from modelcache.storage.sql import (
+    ENTRY_COLUMNS,
+    INSERT_COLUMNS,
+    chunked,
+    entry_from_row,
+    insert_params,
+    vector_from_bytes,
+)
 
 if TYPE_CHECKING:
     from psycopg import Connection
-    from psycopg.abc import AdaptContext
-    from psycopg_pool import ConnectionPool
 
-__all__ = ["PostgresPool", "PostgresRowStore", "libpq_url"]
+__all__ = ["PostgresRowStore"]
 
 T = TypeVar("T")
 
@@ -49,8 +52,7 @@ _NEWEST_BY_KEY = (
     " WHERE tenant = %s AND key_hash = ANY(%s::text[]) ORDER BY key_hash, id DESC"
 )
 _INSERT_ENTRY = (
-    "INSERT INTO mc_entries (tenant, question, answer, context, context_hash, key_hash, embedding,"
-    " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+    f"INSERT INTO mc_entries ({INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
 )
 _DELETE_ENTRIES = "DELETE FROM mc_entries WHERE tenant = %s AND id = ANY(%s::bigint[]) RETURNING id"
 _VECTOR_BATCH = "SELECT id, embedding FROM mc_entries WHERE tenant = %s AND id > %s ORDER BY id LIMIT %s"
@@ -58,167 +60,6 @@ _INSERT_QUERY_LOG = (
     "INSERT INTO mc_query_log (tenant, question, context_hash, hit, entry_id, score, latency_ms,"
     " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 )
-
-
-def libpq_url(url: str) -> str:
-    """`postgres://`, `postgresql+psycopg://`, `pgvector://` ... as a libpq `postgresql://` URI."""
-    if "://" not in url:
-        raise ConfigurationError("a PostgreSQL URL looks like postgresql://user:password@host:port/db")
-    return "postgresql://" + url.split("://", 1)[1]
-
-
-def _load_driver() -> tuple[Any, Any]:
-    """(psycopg, psycopg_pool.ConnectionPool), or MissingDependency."""
-    try:
-        import psycopg
-        from psycopg_pool import ConnectionPool
-    except ImportError as exc:
-        raise MissingDependency("psycopg", "postgres") from exc
-    return psycopg, ConnectionPool
-
-
-class PostgresPool:
-    """A psycopg pool whose failures to reach the server become `BackendUnavailable`.
-
-    Connections are in autocommit mode: one statement is one transaction, and work that
-    runs several uses `conn.transaction()`. A connection idle for `ping_after_idle_s` or
-    more is pinged before it is handed out; a broken one is dropped and the pool opens a
-    new one, so users recover by themselves when the server comes back.
-    """
-
-    def __init__(
-        self,
-        backend: str,
-        url: str,
-        *,
-        max_size: int = 10,
-        connect_timeout_s: int = 3,
-        pool_timeout_s: float = 2.0,
-        reconnect_timeout_s: float = 2.0,
-        ping_after_idle_s: float = 1.0,
-    ):
-        self.backend = backend
-        self.url = url
-        self.max_size = max_size
-        self.connect_timeout_s = connect_timeout_s
-        self.pool_timeout_s = pool_timeout_s
-        self.reconnect_timeout_s = reconnect_timeout_s
-        self.ping_after_idle_s = ping_after_idle_s
-        self._pool: ConnectionPool[Connection[Any]] | None = None
-        self._unreachable: tuple[type[Exception], ...] = ()
-        self._last_used: weakref.WeakKeyDictionary[Connection[Any], float] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
-
-    def start(self, setup: Callable[[Connection[Any]], None], adapters: AdaptContext | None = None) -> None:
-        """Run `setup` on a first connection (schema, extensions), then open the pool.
-
-        `adapters`: extra psycopg type adapters for every connection.
-        """
-        psycopg, pool_class = _load_driver()
-        self._unreachable = (psycopg.OperationalError,)
-        params = self._params(psycopg)
-        if adapters is not None:
-            params["context"] = adapters
-        try:
-            with psycopg.Connection.connect(**params) as conn:
-                setup(conn)
-        except psycopg.OperationalError as exc:
-            raise BackendUnavailable(self.backend, _describe(exc)) from exc
-        pool = pool_class(
-            kwargs=params,
-            min_size=1,
-            max_size=self.max_size,
-            open=False,
-            configure=self._mark_used,
-            timeout=self.pool_timeout_s,
-            reconnect_timeout=self.reconnect_timeout_s,
-            name=f"modelcache-{self.backend}",
-        )
-        pool.open(wait=False)
-        previous, self._pool = self._pool, pool
-        if previous is not None:
-            previous.close()
-
-    def _params(self, psycopg: Any) -> dict[str, Any]:
-        try:
-            params: dict[str, Any] = psycopg.conninfo.conninfo_to_dict(libpq_url(self.url))
-        except psycopg.ProgrammingError as exc:
-            raise ConfigurationError(f"bad {self.backend} URL: {exc}") from None
-        params.setdefault("connect_timeout", self.connect_timeout_s)
-        params.setdefault("application_name", "modelcache")
-        # Drop a connection whose sent data goes unacknowledged (a lost host) after 10 s.
-        params.setdefault("tcp_user_timeout", 10_000)
-        params["client_encoding"] = "UTF8"
-        params["autocommit"] = True
-        return params
-
-    def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
-
-    def ping(self) -> None:
-        self.run(lambda conn: conn.execute("SELECT 1"))
-
-    def run(self, work: Callable[[Connection[Any]], T]) -> T:
-        """`work(connection)` on a pooled connection; unreachable server -> BackendUnavailable."""
-        pool = self._pool
-        if pool is None:
-            raise BackendUnavailable(self.backend, "the store is not started")
-        try:
-            conn = self._checkout(pool)
-            try:
-                return work(conn)
-            finally:
-                self._mark_used(conn)
-                pool.putconn(conn)
-        except self._unreachable as exc:
-            raise BackendUnavailable(self.backend, _describe(exc)) from exc
-
-    def _checkout(self, pool: ConnectionPool[Connection[Any]]) -> Connection[Any]:
-        """A pooled connection that works, skipping (and so replacing) broken ones."""
-        for _ in range(self.max_size + 1):
-            conn = pool.getconn()
-            try:
-                usable = self._usable(conn)
-            except BaseException:
-                pool.putconn(conn)
-                raise
-            if usable:
-                return conn
-            pool.putconn(conn)
-        raise BackendUnavailable(self.backend, "every pooled connection is broken")
-
-    def _usable(self, conn: Connection[Any]) -> bool:
-        """Ping the connection if it sat idle a while or the server has sent it something."""
-        if conn.broken:
-            return False
-        with self._lock:
-            last_used = self._last_used.get(conn, 0.0)
-        try:
-            if time.monotonic() - last_used < self.ping_after_idle_s and not _has_input(conn):
-                return True
-            conn.execute("")
-        except self._unreachable:
-            return False
-        return True
-
-    def _mark_used(self, conn: Connection[Any]) -> None:
-        with self._lock:
-            self._last_used[conn] = time.monotonic()
-
-
-def _has_input(conn: Connection[Any]) -> bool:
-    """Whether an idle connection has data waiting: the server said goodbye (shutdown, kill)."""
-    try:
-        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-    except (OSError, ValueError):  # ValueError: a descriptor select() cannot watch
-        return True
-    return bool(readable)
-
-
-def _describe(exc: Exception) -> str:
-    return str(exc).strip() or type(exc).__name__
 
 
 def _reject_nul(entry_texts: Sequence[str]) -> None:
@@ -231,11 +72,6 @@ def _setup_schema(conn: Connection[Any]) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         conn.execute(script)
-
-
-def _entry_params(e: NewEntry, now: float) -> tuple[Any, ...]:
-    embedding = vector_to_bytes(e.embedding)
-    return (e.tenant, e.question, e.answer, e.context, e.context_hash, e.key_hash, embedding, now)
 
 
 def _insert_rows(conn: Connection[Any], rows: Sequence[tuple[Any, ...]]) -> list[int]:
@@ -315,7 +151,7 @@ class PostgresRowStore:
     def insert(self, entries: Sequence[NewEntry]) -> list[int]:
         now = time.time()
         _reject_nul([text for e in entries for text in (e.question, e.answer, e.context)])
-        rows = [_entry_params(e, now) for e in entries]
+        rows = [insert_params(e, now) for e in entries]
         return self._pool.run(lambda c: _insert_rows(c, rows))
 
     def find_by_keys(self, tenant: str, key_hashes: Sequence[str]) -> dict[str, Entry]:

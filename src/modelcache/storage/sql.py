@@ -7,9 +7,17 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from modelcache.storage.base import Entry
+from modelcache.storage.base import Entry, NewEntry
 
-__all__ = ["ENTRY_COLUMNS", "chunked", "entry_from_row", "vector_from_bytes", "vector_to_bytes"]
+__all__ = [
+    "ENTRY_COLUMNS",
+    "INSERT_COLUMNS",
+    "chunked",
+    "entry_from_row",
+    "insert_params",
+    "vector_from_bytes",
+    "vector_to_bytes",
+]
 
 T = TypeVar("T")
 
@@ -18,6 +26,23 @@ ENTRY_COLUMNS = (
     "id, tenant, question, answer, context, context_hash, key_hash, embedding,"
     " hit_count, created_at, last_hit_at"
 )
+
+#: Columns that `insert_params` fills, in its order.
+INSERT_COLUMNS = "tenant, question, answer, context, context_hash, key_hash, embedding, created_at"
+
+
+def insert_params(entry: NewEntry, now: float) -> tuple[Any, ...]:
+    """The values of INSERT_COLUMNS for one new entry."""
+    return (
+        entry.tenant,
+        entry.question,
+        entry.answer,
+        entry.context,
+        entry.context_hash,
+        entry.key_hash,
+        vector_to_bytes(entry.embedding),
+        now,
+    )
 
 
 def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
