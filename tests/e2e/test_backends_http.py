@@ -148,6 +148,7 @@ def test_vector_server_outage_during_inserts(
         vector_server.stop()
         time.sleep(3)
         paraphrase = query(server, model, "something never asked before, about llamas")
+        health = requests.get(f"{server.url}/health", timeout=30)
         vector_server.start()
         time.sleep(2)
         stop.set()
@@ -158,10 +159,24 @@ def test_vector_server_outage_during_inserts(
             assert combination[1].split("_")[0] in str(body["errorDesc"]), body
             assert float(body["seconds"]) < 10  # type: ignore[arg-type]
         assert paraphrase["errorCode"] == 203 and paraphrase["cacheHit"] is False
+        assert health.status_code == 503 and health.json()["row_store"] == "ok", health.text
+        assert health.json()["vector_index"] != "ok"
+        last: list[str] = []
+
+        def healthy() -> bool:
+            res = requests.get(f"{server.url}/health", timeout=30)
+            last.append(res.text)
+            return res.status_code == 200
+
+        assert eventually(healthy, timeout=30), last[-3:]
         assert insert(server, model, "What is the capital of France?", "Paris.").status_code == 200
-        assert eventually(
-            lambda: query(server, model, "Which city is the capital of France?")["answer"] == "Paris."
-        )
+        answers: list[object] = []
+
+        def paris() -> bool:
+            answers.append(query(server, model, "Which city is the capital of France?"))
+            return bool(answers[-1]["answer"] == "Paris.")  # type: ignore[index]
+
+        assert eventually(paris, timeout=30), answers[-3:]
         for question, answer in acknowledged.items():
             assert query(server, model, question)["answer"] == answer
         for question, _, body in rejected:  # never served, not even to its own exact question
