@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import requests
-from tests.e2e.conftest import ServerProcess
 
 from modelcache import Settings
 from modelcache.embedding.use import UseEmbedder
 from modelcache.evaluation import load_pairs
 from modelcache.messages import Message, build_key
 from modelcache.storage import NewEntry, open_row_store, open_vector_index
+from tests.e2e.conftest import ServerProcess
 
 DATASETS = Path(
     os.environ.get("MODELCACHE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")
