@@ -32,6 +32,25 @@ def test_calibrate_writes_a_report(tmp_path: Path):
     assert file_figures["queries"] == 5 and file_figures["precision"] == 1.0
 
 
+def test_calibrate_to_a_target_precision_sets_a_tenant(tmp_path: Path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(PAIRS)
+    env = {"MODELCACHE_DATA_DIR": str(tmp_path / "data"), "PATH": str(Path(sys.executable).parent)}
+    command = [MODELCACHE, "calibrate", str(pairs), "--target-precision", "0.9", "--tenant", "team-a"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["applied_to_tenant"] == "team-a" and report["short"]["chosen"]["precision"] >= 0.9
+    from modelcache import Cache, Settings
+
+    with Cache(Settings(data_dir=tmp_path / "data")) as cache:
+        stored = cache.rows.tenant_settings("team-a")
+    assert stored == {
+        "threshold_short": report["threshold_short"],
+        "threshold_long": report["threshold_long"],
+    }
+
+
 def test_rebuild_index_and_errors(tmp_path: Path):
     env = {"MODELCACHE_DATA_DIR": str(tmp_path), "PATH": str(Path(sys.executable).parent)}
     done = subprocess.run([MODELCACHE, "rebuild-index"], capture_output=True, text=True, env=env)

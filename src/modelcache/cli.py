@@ -32,9 +32,20 @@ def _serve(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from modelcache.calibration import calibrate_files
 
+    settings = Settings()
     report = calibrate_files(
-        Settings(), args.pairs, tolerance=args.tolerance, target_precision=args.target_precision
+        settings, args.pairs, tolerance=args.tolerance, target_precision=args.target_precision
     )
+    if args.tenant:
+        from modelcache.cache import Cache
+
+        with Cache(settings) as cache:
+            cache.register(
+                args.tenant,
+                threshold_short=report["threshold_short"],
+                threshold_long=report["threshold_long"],
+            )
+        report["applied_to_tenant"] = args.tenant
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
@@ -76,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         help="instead of F1: the lowest threshold whose precision reaches this",
     )
     calibrate.add_argument("--output", help="also write the report to this JSON file")
+    calibrate.add_argument(
+        "--tenant", help="store the chosen thresholds for this tenant (in the configured row store)"
+    )
     calibrate.set_defaults(run=_calibrate)
 
     rebuild = commands.add_parser("rebuild-index", help="rebuild vector indexes from the rows")
