@@ -1,7 +1,7 @@
 """Replay pair files through the shipped verifier, as the cache would run it.
 
     .venv/bin/python scripts/eval_verifier.py [--split dev|test] [--mode cascade|fast|full]
-                                              [--datasets DIR] [FILE_STEM ...]
+                                              [--datasets DIR] [--weights DIR] [--top-k K] [FILE_STEM ...]
 
 For every pair file (default: every file of the split) the quality protocol is replayed:
 store every distinct `text_a`, ask every `text_b`. Per query: an exact (normalised) match
@@ -36,8 +36,9 @@ DEFAULT_FILES = {
 }
 
 
-def evaluate(path: Path, verifier: Verifier, mode: str) -> dict[str, float]:
-    """Replay one file through the verifier; metrics plus unsure share and timings."""
+def evaluate(path: Path, verifier: Verifier, mode: str, top_k: int = 10) -> dict[str, float]:
+    """Replay one file through the verifier; metrics plus unsure share and timings. `top_k`
+    below 10 hands the verifier only the nearest `top_k` candidates (as a small tenant would)."""
     rep = replay(path, with_features=False)
     stored = rep.protocol.stored
     hit = rep.exact >= 0
@@ -48,17 +49,15 @@ def evaluate(path: Path, verifier: Verifier, mode: str) -> dict[str, float]:
     for i, question in enumerate(rep.protocol.queries):
         if hit[i]:
             continue
-        candidates = [stored[c] for c in rep.candidates[i]]
+        candidates = [stored[c] for c in rep.candidates[i, :top_k]]
+        first, second = rep.first[i, :top_k], rep.second[i, :top_k]
         started = time.perf_counter()
-        if mode == "full":
-            verdict = verifier.judge(question, candidates, rep.first[i], rep.second[i])
-        else:
-            verdict = verifier.judge(question, candidates, rep.first[i])
+        verdict = verifier.judge(question, candidates, first, second if mode == "full" else None)
         first_ms.append((time.perf_counter() - started) * 1000)
         if verdict.unsure:
             unsure[i] = True
             started = time.perf_counter()
-            verdict = verifier.judge(question, candidates, rep.first[i], rep.second[i])
+            verdict = verifier.judge(question, candidates, first, second)
             second_ms.append((time.perf_counter() - started) * 1000)
         if verdict.index is not None:
             hit[i] = True
@@ -81,17 +80,18 @@ def main(argv: list[str] | None = None) -> None:
         "--datasets", help="data set folder (default $MODELCACHE_DATASETS or ../shared/datasets)"
     )
     parser.add_argument("--weights", type=Path, help="weights folder (default: the shipped one)")
+    parser.add_argument("--top-k", type=int, default=10, help="candidates handed to the verifier (1-10)")
     args = parser.parse_args(argv)
     verifier = (Verifier(args.weights) if args.weights else Verifier()).load()
     verifier.mode = "fast" if args.mode == "fast" else "cascade"
     folder = datasets_dir(args.datasets) / "pairs" / args.split
-    print(f"{args.split} split, mode {args.mode}")
+    print(f"{args.split} split, mode {args.mode}, top-{args.top_k} candidates")
     print(
         f"{'file':<18} {'precision':>9} {'hit rate':>9} {'false hit':>9} {'unsure':>7} "
         f"{'1st ms':>7} {'2nd ms':>7}"
     )
     for stem in args.files or DEFAULT_FILES[args.split]:
-        m = evaluate(folder / f"{stem}.tsv", verifier, args.mode)
+        m = evaluate(folder / f"{stem}.tsv", verifier, args.mode, args.top_k)
         print(
             f"{stem:<18} {m['precision']:>9.3f} {m['hit_rate']:>9.3f} {m['false_hit_rate']:>9.3f} "
             f"{m['unsure_fraction']:>7.3f} {m['first_look_ms_p50']:>7.2f} {m['second_look_ms_p50']:>7.2f}"

@@ -11,6 +11,9 @@ Steps (see calibration/verifier.md for the why):
    candidate is labelled 1 when it is in the query's meaning cluster.
 2. Per language (en: QQP + GPTCache mock; zh: LCQMC + AFQMC + PAWS-X), two LightGBM models
    over the candidate rows: *fast* (lexical + USE cosine features) and *full* (+ e5 ones).
+   Half of the queries also give rows for a random subset of their candidates, featurised
+   as if only those had been found, so the model works with fewer than k candidates (small
+   tenants, candidates of another context filtered out).
 3. Out-of-fold probabilities from grouped K-fold (groups: connected components of the pair
    graph, so no text of a held-out query was seen in training), then per language and length
    class: the full-model threshold, the fast-model threshold of the `fast` preset, and the
@@ -29,6 +32,7 @@ import json
 import os
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,12 @@ CACHE = Path.home() / ".cache" / "modelcache-verifier"
 TOP_K = 10
 LONG_CUTOFF = 20
 SEED = 7
+#: Share of queries that also give a training example with a random subset of their candidates.
+SUBSET_SHARE = 0.5
+#: Questions shorter than this (characters) are not trained on, per file: in zh-lcqmc-dev no
+#: pair with a `text_b` under 10 characters is labelled 1 (1,268 pairs, all label 0: a sampling
+#: artifact of that file), which would teach the model that short Chinese questions never match.
+MIN_TRAINING_LENGTH = {"zh-lcqmc-dev": 10}
 FILES = {
     "en": ("en-qqp-dev", "en-gptcache-mock"),
     "zh": ("zh-lcqmc-dev", "zh-afqmc-dev", "zh-pawsx-dev"),
@@ -124,6 +134,10 @@ class Replay:
     long: np.ndarray  # (n,) question longer than the cut-off
     component: np.ndarray  # (n,) connected component of the pair graph (CV groups)
     features: np.ndarray  # (n, k, len(FULL_FEATURES)), zeros for exact hits
+    extra_features: np.ndarray  # (m, len(FULL_FEATURES)): candidate subsets, training only
+    extra_labels: np.ndarray  # (m,)
+    extra_query: np.ndarray  # (m,) the query each extra row belongs to
+    trainable: np.ndarray  # (n,) False for queries left out of training (MIN_TRAINING_LENGTH)
 
     @property
     def answerable(self) -> np.ndarray:
@@ -161,7 +175,12 @@ def _nearest(queries: np.ndarray, stored: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _features(protocol: PairProtocol, exact: np.ndarray, candidates: np.ndarray, first: np.ndarray,
-              second: np.ndarray, language: np.ndarray) -> np.ndarray:  # fmt: skip
+              second: np.ndarray, language: np.ndarray, correct: np.ndarray,
+              seed: int) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """Feature rows of every non-exact query's k candidates, plus the extra rows: for a share
+    `SUBSET_SHARE` of the queries, a random subset of 1 to k-1 of its candidates (in order),
+    featurised as if only they had been found (a small tenant, or candidates dropped for
+    another context), so the model does not depend on always seeing k candidates."""
     profiles: dict[tuple[str, str], Profile] = {}
 
     def get(text: str, lang: str) -> Profile:
@@ -169,14 +188,31 @@ def _features(protocol: PairProtocol, exact: np.ndarray, candidates: np.ndarray,
             profiles[(text, lang)] = profile(text, "zh" if lang == "zh" else "en")
         return profiles[(text, lang)]
 
+    rng = np.random.default_rng(seed)
     out = np.zeros((*candidates.shape, len(FULL_FEATURES)))
+    extra: list[np.ndarray] = []
+    extra_labels: list[np.ndarray] = []
+    extra_query: list[int] = []
     for i, query in enumerate(protocol.queries):
         if exact[i] >= 0:
             continue
         lang = str(language[i])
         stored = [get(protocol.stored[c], lang) for c in candidates[i]]
         out[i] = feature_rows(get(query, lang), stored, first[i], second[i])
-    return out
+        if rng.random() < SUBSET_SHARE:
+            size = int(rng.integers(1, TOP_K))
+            keep = np.sort(rng.choice(TOP_K, size=size, replace=False))
+            subset = [stored[j] for j in keep]
+            extra.append(feature_rows(get(query, lang), subset, first[i, keep], second[i, keep]))
+            extra_labels.append(correct[i, keep])
+            extra_query += [i] * size
+    width = len(FULL_FEATURES)
+    return (
+        out,
+        np.concatenate(extra) if extra else np.zeros((0, width)),
+        np.concatenate(extra_labels) if extra_labels else np.zeros(0, bool),
+        np.array(extra_query, np.int64),
+    )
 
 
 def replay(path: Path, *, with_features: bool = True) -> Replay:
@@ -195,6 +231,15 @@ def replay(path: Path, *, with_features: bool = True) -> Replay:
     candidates, first = _nearest(use[query_rows], use[stored_rows])
     second = np.einsum("nd,nkd->nk", e5[query_rows], e5[stored_rows][candidates]).astype(np.float32)
     language = np.array([detect_language(q) for q in protocol.queries])
+    correct = protocol.stored_cluster[candidates] == protocol.query_cluster[:, None]
+    if with_features:
+        seed = SEED + zlib.crc32(path.stem.encode())
+        features, extra, extra_labels, extra_query = _features(
+            protocol, exact, candidates, first, second, language, correct, seed
+        )
+    else:
+        features, extra = np.zeros((0, 0, 0)), np.zeros((0, 0))
+        extra_labels, extra_query = np.zeros(0, bool), np.zeros(0, np.int64)
     return Replay(
         name=path.stem,
         protocol=protocol,
@@ -202,35 +247,61 @@ def replay(path: Path, *, with_features: bool = True) -> Replay:
         candidates=candidates,
         first=first,
         second=second,
-        correct=protocol.stored_cluster[candidates] == protocol.query_cluster[:, None],
+        correct=correct,
         language=language,
         long=np.array([text_length(q) > LONG_CUTOFF for q in protocol.queries]),
         component=_components(pairs, protocol.queries),
-        features=_features(protocol, exact, candidates, first, second, language)
-        if with_features
-        else np.zeros((0, 0, 0)),
+        features=features,
+        extra_features=extra,
+        extra_labels=extra_labels,
+        extra_query=extra_query,
+        trainable=np.array([len(q) >= MIN_TRAINING_LENGTH.get(path.stem, 0) for q in protocol.queries]),
     )
 
 
 # -- models -----------------------------------------------------------------------------------
 
 
-def _rows(reps: list[Replay], language: str, n_features: int) -> tuple[np.ndarray, ...]:
-    """Candidate rows of the non-exact queries in `language`: features, labels, CV groups."""
-    features, labels, groups = [], [], []
+@dataclass
+class Rows:
+    """One language's training rows: per query (k candidates) and the extra subset rows."""
+
+    features: np.ndarray  # (queries, k, F)
+    labels: np.ndarray  # (queries, k)
+    groups: np.ndarray  # (queries,) CV group
+    trainable: np.ndarray  # (queries,)
+    extra_features: np.ndarray  # (m, F)
+    extra_labels: np.ndarray  # (m,)
+    extra_groups: np.ndarray  # (m,)
+
+
+def _rows(reps: list[Replay], language: str, n_features: int) -> Rows:
+    """Candidate rows of the non-exact queries in `language`, with their CV groups."""
+    parts: list[list[np.ndarray]] = [[], [], [], [], [], [], []]
     for rep in reps:
         scored = (rep.exact < 0) & (rep.language == language)
-        features.append(rep.features[scored][:, :, :n_features])
-        labels.append(rep.correct[scored])
-        groups.append(np.char.add(f"{rep.name}:", rep.component[scored].astype(str)))
-    return np.concatenate(features), np.concatenate(labels), np.concatenate(groups)
+        groups = np.char.add(f"{rep.name}:", rep.component.astype(str))
+        extra = scored[rep.extra_query] & rep.trainable[rep.extra_query]
+        for part, value in zip(parts, (
+            rep.features[scored][:, :, :n_features], rep.correct[scored], groups[scored],
+            rep.trainable[scored], rep.extra_features[extra][:, :n_features], rep.extra_labels[extra],
+            groups[rep.extra_query[extra]],
+        ), strict=True):  # fmt: skip
+            part.append(value)
+    return Rows(*(np.concatenate(part) for part in parts))
 
 
-def fit(features: np.ndarray, labels: np.ndarray) -> Any:
+def fit(rows: Rows, queries: np.ndarray | None = None) -> Any:
+    """LightGBM on the candidate rows of `queries` (default all) and their extra rows."""
     import lightgbm
 
-    flat = features.reshape(-1, features.shape[-1])
-    return lightgbm.train(PARAMS, lightgbm.Dataset(flat, labels.reshape(-1).astype(float)), ROUNDS)
+    chosen = np.arange(len(rows.groups)) if queries is None else queries
+    chosen = chosen[rows.trainable[chosen]]
+    extra = np.isin(rows.extra_groups, rows.groups[chosen])
+    width = rows.features.shape[-1]
+    features = np.concatenate([rows.features[chosen].reshape(-1, width), rows.extra_features[extra]])
+    labels = np.concatenate([rows.labels[chosen].reshape(-1), rows.extra_labels[extra]])
+    return lightgbm.train(PARAMS, lightgbm.Dataset(features, labels.astype(float)), ROUNDS)
 
 
 def out_of_fold(reps: list[Replay], n_features: int, folds: int) -> list[np.ndarray]:
@@ -240,11 +311,11 @@ def out_of_fold(reps: list[Replay], n_features: int, folds: int) -> list[np.ndar
 
     out = [np.zeros(rep.correct.shape) for rep in reps]
     for language in FILES:
-        features, labels, groups = _rows(reps, language, n_features)
-        probabilities = np.zeros(labels.shape)
-        for train, held_out in GroupKFold(folds).split(features, groups=groups):
-            model = fit(features[train], labels[train])
-            flat = features[held_out].reshape(-1, n_features)
+        rows = _rows(reps, language, n_features)
+        probabilities = np.zeros(rows.labels.shape)
+        for train, held_out in GroupKFold(folds).split(rows.features, groups=rows.groups):
+            model = fit(rows, train)
+            flat = rows.features[held_out].reshape(-1, n_features)
             probabilities[held_out] = model.predict(flat).reshape(len(held_out), -1)
         start = 0
         for rep, full in zip(reps, out, strict=True):
@@ -470,10 +541,10 @@ def export(reps: list[Replay], out: Path) -> dict[str, dict[str, str]]:
     for language in FILES:
         files[language] = {}
         for kind, n_features in (("fast", N_FAST), ("full", len(FULL_FEATURES))):
-            features, labels, _ = _rows(reps, language, n_features)
-            model = fit(features, labels)
+            rows = _rows(reps, language, n_features)
+            model = fit(rows)
             ensemble = ensemble_from_lightgbm(model, n_features)
-            sample = features.reshape(-1, n_features)[:: max(1, features.size // n_features // 5000)]
+            sample = rows.features.reshape(-1, n_features)[:: max(1, rows.labels.size // 5000)]
             gap = np.abs(ensemble.probabilities(sample) - model.predict(sample)).max()
             if gap > 1e-9:
                 raise SystemExit(f"exported {language}-{kind} model differs from LightGBM by {gap}")

@@ -113,10 +113,17 @@ class Verifier:
         try:
             self.floor = float(config["floor"])
             self.cutoff = int(config["long_text_cutoff"])
+            if config["features"] != list(FULL_FEATURES):
+                raise ConfigurationError(f"{self.directory} was trained on other features than this code")
             for language in ("zh", "en"):
                 entry = config["languages"][language]
-                for kind in ("fast", "full"):
-                    self._models[(language, kind)] = load_ensemble(self.directory / entry[f"{kind}_model"])
+                for kind, width in (("fast", len(FAST_FEATURES)), ("full", len(FULL_FEATURES))):
+                    model = load_ensemble(self.directory / entry[f"{kind}_model"])
+                    if model.n_features != width:
+                        raise ConfigurationError(
+                            f"{entry[f'{kind}_model']} expects {model.n_features} features"
+                        )
+                    self._models[(language, kind)] = model
                 for name, is_long in (("short", False), ("long", True)):
                     point = entry[name]
                     self.points[(language, is_long)] = OperatingPoint(
@@ -125,7 +132,11 @@ class Verifier:
                         float(point["fast_threshold"]),
                     )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
+            self._models.clear()
             raise ConfigurationError(f"malformed verifier.json in {self.directory}: {exc!r}") from exc
+        except ConfigurationError:
+            self._models.clear()
+            raise
         return self
 
     def operating_point(self, question: str) -> OperatingPoint:
