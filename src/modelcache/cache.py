@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from modelcache.embedding import BatchingEmbedder, Embedder, open_embedder
+from modelcache.embedding import EMBEDDERS, BatchingEmbedder, Embedder, open_embedder
 from modelcache.errors import ConfigurationError, InvalidRequest, ModelCacheError
-from modelcache.messages import CacheKey, Message, build_key
+from modelcache.messages import CacheKey, Message, build_key, text_length
 from modelcache.querylog import QueryLogWriter
+from modelcache.registry import resolve
 from modelcache.schemas import parse_conversation
 from modelcache.settings import Settings
 from modelcache.similarity import Candidate, Thresholds, choose
@@ -33,6 +34,8 @@ from modelcache.storage import (
     open_vector_index,
 )
 from modelcache.tenants import validate_tenant
+from modelcache.verifier import Verifier
+from modelcache.verifier.stage import SecondStage
 
 __all__ = ["Cache", "QueryResult"]
 
@@ -68,9 +71,11 @@ class Cache:
         embedder: Embedder | None = None,
         row_store: RowStore | None = None,
         vector_index: VectorIndex | None = None,
+        second_stage: SecondStage | None = None,
     ):
         self.settings = settings or Settings()
         inner = embedder or open_embedder(self.settings)
+        self.second_stage = second_stage or _second_stage(self.settings, getattr(inner, "name", "?"))
         self.embedder = BatchingEmbedder(
             inner,
             max_batch=self.settings.batch_max_size,
@@ -102,6 +107,8 @@ class Cache:
 
     def start(self) -> Cache:
         self.embedder.load()
+        if self.second_stage is not None:
+            self.second_stage.load()
         self._index = self._given_index or open_vector_index(self.settings, self.embedder.dim)
         self.rows.start()
         self.index.start()
@@ -117,6 +124,8 @@ class Cache:
         except ModelCacheError as exc:
             log.error("query log not fully written at shutdown: %s", exc)
         self.embedder.close()
+        if self.second_stage is not None:
+            self.second_stage.close()
         if self._index is not None:
             self._index.close()
         self.rows.close()
@@ -168,7 +177,8 @@ class Cache:
             messages = list(conversation)  # type: ignore[arg-type]
         return build_key(messages, include_assistant=self.settings.include_assistant_turns)
 
-    def _thresholds(self, tenant: str) -> Thresholds:
+    def _tenant_settings(self, tenant: str) -> dict[str, Any]:
+        """The tenant's stored overrides, re-read at most every few seconds."""
         now = time.monotonic()
         with self._overrides_lock:
             cached = self._tenant_overrides.get(tenant)
@@ -176,7 +186,18 @@ class Cache:
             cached = (now, self.rows.tenant_settings(tenant))
             with self._overrides_lock:
                 self._tenant_overrides[tenant] = cached
-        return self.thresholds.with_overrides(cached[1]) if cached[1] else self.thresholds
+        return cached[1]
+
+    def _thresholds(self, tenant: str) -> Thresholds:
+        overrides = self._tenant_settings(tenant)
+        return self.thresholds.with_overrides(overrides) if overrides else self.thresholds
+
+    def _explicit_threshold(self, tenant: str, question: str) -> float | None:
+        """The tenant's own cosine threshold for this question's length class, if it set one."""
+        overrides = self._tenant_settings(tenant)
+        cutoff = int(overrides.get("long_text_cutoff", self.thresholds.cutoff))
+        value = overrides.get("threshold_long" if text_length(question) > cutoff else "threshold_short")
+        return None if value is None else float(value)
 
     # -- operations ------------------------------------------------------------------------
 
@@ -218,6 +239,9 @@ class Cache:
         found = self.rows.get(tenant, list(score_of))
         self._drop_orphan_vectors(tenant, set(score_of) - {e.id for e in found})
         candidates = [Candidate(e, score_of[e.id]) for e in found]
+        if self.second_stage is not None:
+            floor = threshold if threshold is not None else self._explicit_threshold(tenant, key.question)
+            return self.second_stage.choose(key, candidates, floor)
         limit = threshold if threshold is not None else self._thresholds(tenant).for_text(key.question)
         return choose(key, candidates, limit)
 
@@ -263,13 +287,22 @@ class Cache:
         """Write rows, then vectors; if the vectors fail, remove the rows again."""
         if not fresh:
             return []
-        vectors = self.embedder.embed([key.question for key, _ in fresh])
+        questions = [key.question for key, _ in fresh]
+        vectors = self.embedder.embed(questions)
+        seconds = self.second_stage.embed_for_storage(questions) if self.second_stage else [None] * len(fresh)
         ids = self.rows.insert(
             [
                 NewEntry(
-                    tenant, key.question, answer, _context_json(key), key.context_hash, key.key_hash, vector
+                    tenant,
+                    key.question,
+                    answer,
+                    _context_json(key),
+                    key.context_hash,
+                    key.key_hash,
+                    vector,
+                    second,
                 )
-                for (key, answer), vector in zip(fresh, vectors, strict=True)
+                for (key, answer), vector, second in zip(fresh, vectors, seconds, strict=True)
             ]
         )
         try:
@@ -331,3 +364,27 @@ class Cache:
 
 def _context_json(key: CacheKey) -> str:
     return json.dumps([{"role": m.role, "content": m.content} for m in key.context], ensure_ascii=False)
+
+
+def _second_stage(settings: Settings, first_model: str) -> SecondStage | None:
+    """The verifier of the `precise` preset, or None where it does not apply.
+
+    The verifier was trained on the bundled USE model's cosines: with another first model
+    its features mean something else, so the cache falls back to cosine thresholds.
+    """
+    if settings.preset != "precise":
+        return None
+    if first_model != "use":
+        log.warning(
+            "the precise preset needs the bundled 'use' embedder; with %r the cache uses cosine"
+            " thresholds only",
+            first_model,
+        )
+        return None
+    second = resolve(EMBEDDERS, "e5", "embedder").from_options(settings.embed_threads)
+    return SecondStage(
+        Verifier(mode="cascade"),
+        second,
+        max_batch=settings.batch_max_size,
+        max_wait_s=settings.batch_max_wait_ms / 1000,
+    )

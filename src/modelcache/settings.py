@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(default=32, ge=1)
     batch_max_wait_ms: float = Field(default=0.0, ge=0)
 
+    # how a hit is decided (README, "Presets"): `default` and `fast` by the cosine thresholds
+    # below (`fast` never gets a second stage, whatever later defaults become); `precise` by
+    # the second-stage verifier, which embeds unsure queries again with e5-small
+    preset: Literal["default", "fast", "precise"] = "default"
+
     # similarity (cosine, see calibration/README.md for how the defaults were chosen)
     threshold_short: float = Field(default=0.80, ge=-1, le=1)
     threshold_long: float = Field(default=0.74, ge=-1, le=1)
@@ -77,7 +82,7 @@ class Settings(BaseSettings):
     top_k: int = Field(default=10, ge=1, le=1000)
     include_assistant_turns: bool = False
 
-    # vector index
+    # vector index (FAISS)
     faiss_threads: int = Field(default=1, ge=1)
     index_save_interval_s: float = Field(default=5.0, gt=0)
 

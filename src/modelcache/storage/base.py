@@ -1,6 +1,8 @@
 """The two storage contracts and the records that cross them.
 
 The row store is the source of truth: every entry, its embedding included, lives there.
+Rows may also hold a second embedding of the question, by the verifier's second model; the
+vector index never sees it.
 A vector index only maps vectors to entry ids, one collection / index per tenant, and can
 always be rebuilt from the rows. Batching, retries and single-item helpers live in the
 core (`modelcache.cache`), not in backends.
@@ -28,6 +30,8 @@ class NewEntry:
     context_hash: str
     key_hash: str
     embedding: np.ndarray
+    #: The verifier's second model's embedding of the question (None when not computed).
+    second_embedding: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Entry:
     hit_count: int
     created_at: float
     last_hit_at: float | None
+    second_embedding: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 
-from modelcache.errors import BackendUnavailable, ConfigurationError, MissingDependency
+from modelcache.errors import BackendUnavailable, ConfigurationError, MissingDependency, ModelCacheError
 from modelcache.registry import url_scheme
 from modelcache.settings import Settings
 from modelcache.storage.base import Entry, NewEntry, QueryLogRecord
@@ -38,6 +38,7 @@ from modelcache.storage.sql import (
     chunked,
     entry_from_row,
     insert_params,
+    insert_placeholders,
     vector_from_bytes,
 )
 
@@ -50,7 +51,7 @@ _URL_SCHEMES = frozenset({"mysql", "oceanbase"})
 _DEFAULT_PORT = 3306
 _IN_CHUNK = 500
 
-_INSERT_ENTRY = f"INSERT INTO mc_entries ({INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+_INSERT_ENTRY = f"INSERT INTO mc_entries ({INSERT_COLUMNS}) VALUES {insert_placeholders('%s')}"
 _INSERT_QUERY_LOG = (
     "INSERT INTO mc_query_log (tenant, question, context_hash, hit, entry_id, score, latency_ms,"
     " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
@@ -235,9 +236,29 @@ class MySQLRowStore:
         try:
             for statement in statements:
                 self._write(statement)
+            self._add_missing_columns()
         except BaseException:
             self.close()
             raise
+
+    def _add_missing_columns(self) -> None:
+        """Bring a table made by an older release up to date (MySQL has no ADD COLUMN IF NOT EXISTS)."""
+
+        def present() -> bool:
+            return bool(
+                self._query(
+                    "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+                    " AND TABLE_NAME = 'mc_entries' AND COLUMN_NAME = 'second_embedding'",
+                )[0][0]
+            )
+
+        if present():
+            return
+        try:
+            self._write("ALTER TABLE mc_entries ADD COLUMN second_embedding MEDIUMBLOB NULL")
+        except ModelCacheError:
+            if not present():  # else another replica added it a moment ago
+                raise
 
     def close(self) -> None:
         pool, self._pool = self._pool, None

@@ -73,6 +73,7 @@ class PostgresPool:
         self.ping_after_idle_s = ping_after_idle_s
         self._pool: ConnectionPool[Connection[Any]] | None = None
         self._unreachable: tuple[type[Exception], ...] = ()
+        self._ended_by_server: tuple[type[Exception], ...] = ()
         self._last_used: weakref.WeakKeyDictionary[Connection[Any], float] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
@@ -83,6 +84,8 @@ class PostgresPool:
         """
         psycopg, pool_class = _load_driver()
         self._unreachable = (psycopg.OperationalError,)
+        # SQLSTATE 57P01 (admin_shutdown): the server killed the session, rolling back its work.
+        self._ended_by_server = (psycopg.errors.AdminShutdown,)
         params = self._params(psycopg)
         if adapters is not None:
             params["context"] = adapters
@@ -133,14 +136,23 @@ class PostgresPool:
         if pool is None:
             raise BackendUnavailable(self.backend, "the store is not started")
         try:
-            conn = self._checkout(pool)
             try:
-                return work(conn)
-            finally:
-                self._mark_used(conn)
-                pool.putconn(conn)
+                return self._run_once(pool, work)
+            except self._ended_by_server:
+                # The server ended this connection (pg_terminate_backend, a restart) after it
+                # passed the check: it rolled back whatever ran on it, so one retry on a
+                # fresh connection is safe for reads and writes alike.
+                return self._run_once(pool, work)
         except self._unreachable as exc:
             raise BackendUnavailable(self.backend, _describe(exc)) from exc
+
+    def _run_once(self, pool: ConnectionPool[Connection[Any]], work: Callable[[Connection[Any]], T]) -> T:
+        conn = self._checkout(pool)
+        try:
+            return work(conn)
+        finally:
+            self._mark_used(conn)
+            pool.putconn(conn)
 
     def _checkout(self, pool: ConnectionPool[Connection[Any]]) -> Connection[Any]:
         """A pooled connection that works, skipping (and so replacing) broken ones."""

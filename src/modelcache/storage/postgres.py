@@ -32,6 +32,7 @@ from modelcache.storage.sql import (
     chunked,
     entry_from_row,
     insert_params,
+    insert_placeholders,
     vector_from_bytes,
 )
 
@@ -51,9 +52,7 @@ _NEWEST_BY_KEY = (
     f"SELECT DISTINCT ON (key_hash) {ENTRY_COLUMNS} FROM mc_entries"
     " WHERE tenant = %s AND key_hash = ANY(%s::text[]) ORDER BY key_hash, id DESC"
 )
-_INSERT_ENTRY = (
-    f"INSERT INTO mc_entries ({INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
-)
+_INSERT_ENTRY = f"INSERT INTO mc_entries ({INSERT_COLUMNS}) VALUES {insert_placeholders('%s')} RETURNING id"
 _DELETE_ENTRIES = "DELETE FROM mc_entries WHERE tenant = %s AND id = ANY(%s::bigint[]) RETURNING id"
 _VECTOR_BATCH = "SELECT id, embedding FROM mc_entries WHERE tenant = %s AND id > %s ORDER BY id LIMIT %s"
 _INSERT_QUERY_LOG = (

@@ -12,9 +12,11 @@ from modelcache.storage.base import Entry, NewEntry
 __all__ = [
     "ENTRY_COLUMNS",
     "INSERT_COLUMNS",
+    "INSERT_WIDTH",
     "chunked",
     "entry_from_row",
     "insert_params",
+    "insert_placeholders",
     "vector_from_bytes",
     "vector_to_bytes",
 ]
@@ -24,11 +26,19 @@ T = TypeVar("T")
 #: Column order that `entry_from_row` expects.
 ENTRY_COLUMNS = (
     "id, tenant, question, answer, context, context_hash, key_hash, embedding,"
-    " hit_count, created_at, last_hit_at"
+    " hit_count, created_at, last_hit_at, second_embedding"
 )
 
 #: Columns that `insert_params` fills, in its order.
-INSERT_COLUMNS = "tenant, question, answer, context, context_hash, key_hash, embedding, created_at"
+INSERT_COLUMNS = (
+    "tenant, question, answer, context, context_hash, key_hash, embedding, created_at, second_embedding"
+)
+INSERT_WIDTH = INSERT_COLUMNS.count(",") + 1
+
+
+def insert_placeholders(mark: str) -> str:
+    """`(mark, mark, ...)`: one parameter marker per INSERT_COLUMNS column."""
+    return "(" + ", ".join([mark] * INSERT_WIDTH) + ")"
 
 
 def insert_params(entry: NewEntry, now: float) -> tuple[Any, ...]:
@@ -42,6 +52,7 @@ def insert_params(entry: NewEntry, now: float) -> tuple[Any, ...]:
         entry.key_hash,
         vector_to_bytes(entry.embedding),
         now,
+        None if entry.second_embedding is None else vector_to_bytes(entry.second_embedding),
     )
 
 
@@ -71,4 +82,5 @@ def entry_from_row(row: Sequence[Any]) -> Entry:
         hit_count=int(row[8]),
         created_at=float(row[9]),
         last_hit_at=None if row[10] is None else float(row[10]),
+        second_embedding=None if row[11] is None else vector_from_bytes(bytes(row[11])),
     )

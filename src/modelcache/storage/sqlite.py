@@ -21,6 +21,7 @@ from modelcache.storage.sql import (
     chunked,
     entry_from_row,
     insert_params,
+    insert_placeholders,
     vector_from_bytes,
 )
 
@@ -43,7 +44,8 @@ CREATE TABLE IF NOT EXISTS mc_entries (
     embedding BLOB NOT NULL,
     hit_count INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
-    last_hit_at REAL
+    last_hit_at REAL,
+    second_embedding BLOB
 );
 CREATE INDEX IF NOT EXISTS mc_entries_tenant_key ON mc_entries (tenant, key_hash);
 CREATE TABLE IF NOT EXISTS mc_query_log (
@@ -87,6 +89,9 @@ class SQLiteRowStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(mc_entries)")}
+        if "second_embedding" not in columns:  # a store made before the verifier
+            conn.execute("ALTER TABLE mc_entries ADD COLUMN second_embedding BLOB")
         self._conn = conn
 
     def close(self) -> None:
@@ -158,7 +163,7 @@ class SQLiteRowStore:
             ids = []
             for e in entries:
                 cursor = conn.execute(
-                    f"INSERT INTO mc_entries ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO mc_entries ({INSERT_COLUMNS}) VALUES {insert_placeholders('?')}",
                     insert_params(e, now),
                 )
                 ids.append(int(cursor.lastrowid or 0))

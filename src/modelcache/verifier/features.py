@@ -86,7 +86,8 @@ _ZH_QWORDS = (
     ("为什么", "why"), ("为何", "why"), ("为啥", "why"), ("怎么样", "how"), ("怎么", "how"),
     ("怎样", "how"), ("如何", "how"), ("咋", "how"), ("什么时候", "when"), ("何时", "when"),
     ("多少", "howmany"), ("多久", "howmany"), ("几", "howmany"), ("哪里", "where"),
-    ("哪儿", "where"), ("哪个", "which"), ("哪", "which"), ("谁", "who"), ("什么", "what"),
+    ("哪儿", "where"), ("什么地方", "where"), ("哪个", "which"), ("哪", "which"), ("谁", "who"),
+    ("什么人", "who"), ("啥人", "who"), ("什么", "what"),
     ("啥", "what"), ("吗", "yesno"), ("是否", "yesno"), ("能否", "yesno"), ("可否", "yesno"),
 )  # fmt: skip
 _EN_STOP = frozenset(

@@ -6,7 +6,9 @@
 -- at the end of a line. Comments are whole lines starting with "--".
 --
 -- Tenant names and hashes use a binary collation, so that "gpt" and "GPT" are two tenants.
--- Times are Unix seconds (DOUBLE); embeddings are float32 vectors in native byte order.
+-- Times are Unix seconds (DOUBLE); embeddings are float32 vectors in native byte order
+-- (second_embedding: the verifier's second model, NULL where it was not computed).
+-- A store made before second_embedding existed gets the column added by MySQLRowStore.
 
 CREATE TABLE IF NOT EXISTS mc_tenants (
     name VARCHAR(64) NOT NULL,
@@ -27,6 +29,7 @@ CREATE TABLE IF NOT EXISTS mc_entries (
     hit_count BIGINT NOT NULL DEFAULT 0,
     created_at DOUBLE NOT NULL,
     last_hit_at DOUBLE NULL,
+    second_embedding MEDIUMBLOB NULL,
     PRIMARY KEY (id),
     KEY mc_entries_tenant_key (tenant, key_hash),
     KEY mc_entries_tenant (tenant)

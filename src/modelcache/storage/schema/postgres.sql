@@ -7,7 +7,8 @@
 --
 -- Tenant names and hashes use the "C" collation: comparison and order are by code point,
 -- as in SQLite, so "gpt" and "GPT" are two tenants and tenants() lists them in the same order.
--- Times are Unix seconds (DOUBLE PRECISION); embeddings are float32 vectors in native byte order.
+-- Times are Unix seconds (DOUBLE PRECISION); embeddings are float32 vectors in native byte order
+-- (second_embedding: the verifier's second model, NULL where it was not computed).
 
 CREATE TABLE IF NOT EXISTS mc_tenants (
     name TEXT COLLATE "C" PRIMARY KEY,
@@ -26,8 +27,12 @@ CREATE TABLE IF NOT EXISTS mc_entries (
     embedding BYTEA NOT NULL,
     hit_count BIGINT NOT NULL DEFAULT 0,
     created_at DOUBLE PRECISION NOT NULL,
-    last_hit_at DOUBLE PRECISION
+    last_hit_at DOUBLE PRECISION,
+    second_embedding BYTEA
 );
+
+-- Stores made before the verifier lack the second embedding.
+ALTER TABLE mc_entries ADD COLUMN IF NOT EXISTS second_embedding BYTEA;
 
 CREATE INDEX IF NOT EXISTS mc_entries_tenant_key ON mc_entries (tenant, key_hash);
 

@@ -1,0 +1,101 @@
+"""The second stage as the cache runs it: candidates in, one entry (or none) out.
+
+`SecondStage` owns the `Verifier` and, in the `default` preset, the second embedding model
+(e5-small) whose vectors are stored with each row. Per query:
+
+1. candidates with another context (system prompt, earlier turns) are dropped;
+2. the verifier's fast look decides most queries from lexical features and the first
+   model's cosines (no model runs for a clear miss);
+3. only an *unsure* query is embedded by the second model, and judged again with the
+   cosines to the candidates' stored second embeddings. Concurrent unsure queries share one
+   batched call. A candidate stored without a second embedding (a row written by the `fast`
+   preset or before the verifier existed) makes the fast look decide alone.
+
+Thresholds a user set explicitly (per tenant or per query) stay a floor on the cosine of the
+chosen candidate; the global cosine defaults do not apply, the verifier replaces them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from modelcache.embedding import BatchingEmbedder, Embedder
+from modelcache.messages import CacheKey
+from modelcache.similarity import Candidate
+from modelcache.verifier.verifier import Judgement, Mode, Verifier
+
+__all__ = ["SecondStage"]
+
+log = logging.getLogger(__name__)
+
+
+class SecondStage:
+    """The verifier plus, in cascade mode, the second embedding model."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        second_model: Embedder | None = None,
+        *,
+        max_batch: int = 32,
+        max_wait_s: float = 0.0,
+    ):
+        if verifier.mode == "cascade" and second_model is None:
+            raise ValueError("the cascade needs the second embedding model")
+        self.verifier = verifier
+        self.second: BatchingEmbedder | None = None
+        if second_model is not None and verifier.mode == "cascade":
+            self.second = BatchingEmbedder(second_model, max_batch=max_batch, max_wait_s=max_wait_s)
+
+    @property
+    def mode(self) -> Mode:
+        return self.verifier.mode
+
+    def load(self) -> None:
+        self.verifier.load()
+        if self.second is not None:
+            self.second.load()
+
+    def close(self) -> None:
+        if self.second is not None:
+            self.second.close()
+
+    def embed_for_storage(self, questions: Sequence[str]) -> list[np.ndarray | None]:
+        """The second embeddings to store with new rows (None each without a second model)."""
+        if self.second is None or not questions:
+            return [None] * len(questions)
+        return list(self.second.embed(list(questions)))
+
+    def choose(self, key: CacheKey, candidates: Sequence[Candidate], floor: float | None) -> Candidate | None:
+        """The candidate that means the same as the query, if any.
+
+        `floor`: a minimum cosine the user asked for (tenant or query threshold), or None.
+        """
+        same = [c for c in candidates if c.entry.context_hash == key.context_hash]
+        if not same:
+            return None
+        same.sort(key=lambda c: (-c.score, c.entry.id))
+        questions = [c.entry.question for c in same]
+        cosines = np.array([c.score for c in same], dtype=np.float64)
+        judgement = self.verifier.judge(key.question, questions, cosines)
+        if judgement.unsure:
+            judgement = self._second_look(key.question, same, questions, cosines)
+        if judgement.index is None:
+            return None
+        chosen = same[judgement.index]
+        if floor is not None and chosen.score < floor:
+            return None
+        return chosen
+
+    def _second_look(
+        self, question: str, same: Sequence[Candidate], questions: list[str], cosines: np.ndarray
+    ) -> Judgement:
+        stored = [c.entry.second_embedding for c in same]
+        if self.second is None or any(v is None or v.shape != (self.second.dim,) for v in stored):
+            return self.verifier.judge(question, questions, cosines, mode="fast")
+        query = self.second.embed([question])[0]
+        second_cosines = np.stack(stored) @ query  # type: ignore[arg-type]
+        return self.verifier.judge(question, questions, cosines, second_cosines)
