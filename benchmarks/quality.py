@@ -1,6 +1,7 @@
 """Quality benchmark: replay labelled pair files through a real server, over HTTP.
 
-    .venv/bin/python -m benchmarks.quality [FILES...] [--png quality.png] [--url http://127.0.0.1:PORT]
+    .venv/bin/python -m benchmarks.quality [FILES...] [--png quality.png] [--preset precise]
+                                           [--url http://127.0.0.1:PORT]
 
 Protocol (datasets/README.md, `modelcache.evaluation`): store every distinct `text_a` (its
 answer identifies it), then ask every `text_b`. Texts joined by a label-1 pair
@@ -12,8 +13,10 @@ unanswerable ones.
 Each query is sent twice: once as is (the server's default decision, the "default" row),
 and once with `threshold: -1`, which returns the best same-context candidate and its cosine
 whatever the threshold, from which the per-threshold rows and the precision / hit-rate curve
-are computed. Without --url a `modelcache serve` process with default settings is started on
-a free loopback port and stopped at the end. Files default to every file in pairs/test/.
+are computed. Under the `precise` preset the verifier decides whatever the threshold, so
+there is no sweep: only the default row. Without --url a `modelcache serve` process with
+default settings (and `--preset`) is started on a free loopback port and stopped at the end.
+Files default to every file in pairs/test/.
 """
 
 from __future__ import annotations
@@ -68,17 +71,20 @@ def ask(session: requests.Session, url: str, tenant: str, questions: Sequence[st
     return returned, scores
 
 
-def evaluate(url: str, path: Path) -> dict[str, object]:
+def evaluate(url: str, path: Path, *, sweep: bool = True) -> dict[str, object]:
     protocol: PairProtocol = protocol_from_pairs(load_pairs(path))
     tenant = f"quality-{uuid.uuid4().hex[:8]}"
     session = requests.Session()
     store(session, url, tenant, protocol.stored)
     default_returned, _ = ask(session, url, tenant, protocol.queries, None)
-    best, scores = ask(session, url, tenant, protocol.queries, -1.0)
-    post(session, url, {"type": "remove", "scope": {"model": tenant}, "remove_type": "truncate_by_model"})
     answerable = protocol.answerable
     hit = default_returned >= 0
     rows = {"default": metrics(hit, protocol.correct(np.maximum(default_returned, 0)) & hit, answerable)}
+    if not sweep:
+        post(session, url, {"type": "remove", "scope": {"model": tenant}, "remove_type": "truncate_by_model"})
+        return {"rows": rows, "curve": [], "queries": len(protocol.queries), "stored": len(protocol.stored)}
+    best, scores = ask(session, url, tenant, protocol.queries, -1.0)
+    post(session, url, {"type": "remove", "scope": {"model": tenant}, "remove_type": "truncate_by_model"})
     correct_best = protocol.correct(np.maximum(best, 0)) & (best >= 0)
     curve = []
     for threshold in np.round(np.arange(0.50, 1.0001, 0.01), 2):
@@ -118,14 +124,17 @@ def main() -> None:
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--url", help="a running server (default: start one with default settings)")
     parser.add_argument("--png", type=Path, help="write the precision / hit-rate curves here")
+    parser.add_argument("--preset", default="default", help="the started server's preset (default: default)")
     args = parser.parse_args()
     files = args.files or sorted((DATASETS / "pairs" / "test").glob("*.tsv"))
     server = None
     if args.url is None:
-        server = ServerProcess(Path(tempfile.mkdtemp(prefix="mc-quality-"))).start()
+        data_dir = Path(tempfile.mkdtemp(prefix="mc-quality-"))
+        server = ServerProcess(data_dir, preset=args.preset).start(timeout=180)
     url = args.url or server.url  # type: ignore[union-attr]
+    sweep = args.preset != "precise"
     try:
-        results = {path.stem: evaluate(url, path) for path in files}
+        results = {path.stem: evaluate(url, path, sweep=sweep) for path in files}
     finally:
         if server is not None:
             server.stop()
@@ -137,7 +146,7 @@ def main() -> None:
                 f"| {name} | {setting} | {row['precision']:.3f} | {row['hit_rate']:.3f} | "
                 f"{row['false_hit_rate']:.3f} | {row['hits']:,} / {row['queries']:,} |"
             )
-    if args.png:
+    if args.png and sweep:
         plot(results, args.png)
         print(f"curves written to {args.png}")
 

@@ -35,7 +35,8 @@ from modelcache.storage import (
 )
 from modelcache.tenants import validate_tenant
 from modelcache.verifier import Verifier
-from modelcache.verifier.stage import SecondStage
+from modelcache.verifier.reranker import CrossEncoderReranker, RerankStage
+from modelcache.verifier.stage import DecisionStage, SecondStage
 
 __all__ = ["Cache", "QueryResult"]
 
@@ -71,7 +72,7 @@ class Cache:
         embedder: Embedder | None = None,
         row_store: RowStore | None = None,
         vector_index: VectorIndex | None = None,
-        second_stage: SecondStage | None = None,
+        second_stage: DecisionStage | None = None,
     ):
         self.settings = settings or Settings()
         inner = embedder or open_embedder(self.settings)
@@ -366,12 +367,19 @@ def _context_json(key: CacheKey) -> str:
     return json.dumps([{"role": m.role, "content": m.content} for m in key.context], ensure_ascii=False)
 
 
-def _second_stage(settings: Settings, first_model: str) -> SecondStage | None:
-    """The verifier of the `precise` preset, or None where it does not apply.
+def _second_stage(settings: Settings, first_model: str) -> DecisionStage | None:
+    """The second stage the settings ask for: a reranker, the verifier, or none.
 
     The verifier was trained on the bundled USE model's cosines: with another first model
     its features mean something else, so the cache falls back to cosine thresholds.
     """
+    if settings.reranker:
+        if settings.preset == "fast":
+            raise ConfigurationError("the fast preset runs no second stage: unset reranker or pick a preset")
+        reranker = CrossEncoderReranker(settings.reranker, threads=settings.embed_threads)
+        return RerankStage(
+            reranker, threshold=settings.reranker_threshold, min_cosine=settings.reranker_min_cosine
+        )
     if settings.preset != "precise":
         return None
     if first_model != "use":

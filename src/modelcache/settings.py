@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # below (`fast` never gets a second stage, whatever later defaults become); `precise` by
     # the second-stage verifier, which embeds unsure queries again with e5-small
     preset: Literal["default", "fast", "precise"] = "default"
+    # a local cross-encoder directory: when set, it decides hits instead (not with `fast`)
+    reranker: str = ""
+    reranker_threshold: float = Field(default=0.5, ge=0, le=1)
+    reranker_min_cosine: float = Field(default=0.5, ge=-1, le=1)
 
     # similarity (cosine, see calibration/README.md for how the defaults were chosen)
     threshold_short: float = Field(default=0.80, ge=-1, le=1)

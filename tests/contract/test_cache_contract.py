@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from modelcache import Cache, InvalidRequest, Settings
@@ -122,3 +123,38 @@ def test_data_survives_a_restart(settings: Settings, use_embedder: UseEmbedder, 
         first.insert(tenant, [(ask("你是谁?"), ANSWER)])
     with Cache(settings, embedder=use_embedder) as second:
         assert second.query(tenant, ask("你是什么人?")).answer == ANSWER
+
+
+PYTHON_QUESTIONS = [
+    "How do I sort a list in Python?",
+    "What is the capital of France?",
+    "How do I read a file line by line in Python?",
+    "What is a closure in JavaScript?",
+    "How do I start a goroutine in Go?",
+    "What is the difference between a process and a thread?",
+    "How do I merge two dictionaries in Python?",
+    "What does HTTP status 404 mean?",
+    "How do I undo the last git commit?",
+    "What is the time complexity of binary search?",
+]
+
+
+def test_precise_preset_keeps_second_embeddings_and_rejects_a_false_hit(
+    settings: Settings, use_embedder: UseEmbedder, tenant: str
+):
+    """The verifier's second embeddings round-trip through the row store; the false hit the
+    cosine thresholds serve ("reverse" for "sort") is rejected, the paraphrase still hits."""
+    items = [(ask(q, None), f"answer {i}") for i, q in enumerate(PYTHON_QUESTIONS)]
+    false_hit = ask("How can I reverse a list in Python?", None)
+    with Cache(settings, embedder=use_embedder) as plain:
+        plain.insert(tenant + "c", items)
+        assert plain.query(tenant + "c", false_hit).answer == "answer 0"  # what precise must prevent
+    with Cache(settings.model_copy(update={"preset": "precise"}), embedder=use_embedder) as cache:
+        assert cache.second_stage is not None
+        ids = cache.insert(tenant, items)
+        stored = cache.entries(tenant, ids)
+        assert all(e.second_embedding is not None and e.second_embedding.shape == (384,) for e in stored)
+        assert all(abs(float(np.linalg.norm(e.second_embedding)) - 1) < 1e-3 for e in stored)  # type: ignore[arg-type]
+        assert cache.query(tenant, ask("How do I sort a Python list?", None)).answer == "answer 0"
+        assert cache.query(tenant, ask("what's the capital city of France?", None)).answer == "answer 1"
+        assert not cache.query(tenant, false_hit).hit

@@ -191,3 +191,34 @@ def png_bytes(color: tuple[int, int, int], size: int = 48, stripe: bool = False)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def build_cross_encoder_dir(directory: Path, *, num_labels: int = 1, bias: float | None = None) -> Path:
+    """A tiny BERT pair classifier saved like a downloaded reranker.
+
+    `bias`: zero the classifier's weights and set its bias, so every pair gets that logit
+    (a reranker whose verdict a test knows); None keeps the random, pair-dependent weights.
+    """
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(bert_vocab()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=MAX_POSITIONS,
+        num_labels=num_labels,
+    )
+    model = BertForSequenceClassification(config).eval()
+    if bias is not None:
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.fill_(bias)
+    directory.mkdir(parents=True)
+    model.save_pretrained(directory)
+    _write_vocab(directory)
+    AutoTokenizer.from_pretrained(directory).save_pretrained(directory)
+    return directory

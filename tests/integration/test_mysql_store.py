@@ -574,3 +574,44 @@ def test_fixture_url_points_at_a_fresh_test_database(mysql_server: MySQLServer):
     assert urlsplit(mysql_server.url).path == f"/{mysql_server.database}"
     assert mysql_server.database.startswith("mc_test_")
     assert sql(mysql_server, "SELECT DATABASE()") == [(mysql_server.database,)]
+
+
+def test_a_table_from_before_second_embeddings_gets_the_column(
+    config: MySQLConfig, mysql_server: MySQLServer
+):
+    """Start-up adds the verifier's column to an older table; its rows read back without one."""
+    for table in TABLES:
+        sql(mysql_server, f"DROP TABLE IF EXISTS {table}")
+    try:
+        old = schema_statements(resources_schema().replace("    second_embedding MEDIUMBLOB NULL,\n", ""))
+        for statement in old:
+            sql(mysql_server, statement)
+        sql(
+            mysql_server,
+            "INSERT INTO mc_entries (tenant, question, answer, context, context_hash, key_hash, embedding,"
+            " created_at) VALUES ('gpt', 'q', 'a', '[]', 'c', 'k', %s, 1.0)",
+            (np.ones(DIM, np.float32).tobytes(),),
+        )
+        store = started(config)
+        started(config).close()  # a second replica finds the column there
+        try:
+            [old_row] = store.find_by_keys("gpt", ["k"]).values()
+            assert old_row.second_embedding is None
+            second = np.arange(4, dtype=np.float32)
+            [new_id] = store.insert([replace(new_entry("gpt", "q2"), second_embedding=second)])
+            [new_row] = store.get("gpt", [new_id])
+            assert (
+                new_row.second_embedding is not None and new_row.second_embedding.tolist() == second.tolist()
+            )
+        finally:
+            store.close()
+    finally:
+        for table in TABLES:
+            sql(mysql_server, f"DROP TABLE IF EXISTS {table}")
+        started(config).close()  # the current schema again, for the tests after this one
+
+
+def resources_schema() -> str:
+    from importlib import resources
+
+    return resources.files("modelcache.storage").joinpath("schema", "mysql.sql").read_text("utf-8")

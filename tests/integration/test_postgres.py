@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,30 @@ def test_schema_is_created_once_and_start_is_idempotent(
     assert columns["id"] == "bigint" and columns["embedding"] == "bytea"
     assert any("(tenant, key_hash)" in definition for definition in indexes)
     assert isinstance(store, RowStore)
+
+
+def test_a_table_from_before_second_embeddings_gets_the_column(
+    store: PostgresRowStore, postgres_server: PostgresServer
+) -> None:
+    """Start-up adds the verifier's column to an older table; its rows read back without one."""
+    with postgres_server.connect() as conn:
+        conn.execute("ALTER TABLE mc_entries DROP COLUMN second_embedding")
+        conn.execute(
+            "INSERT INTO mc_entries (tenant, question, answer, context, context_hash, key_hash, embedding,"
+            " created_at) VALUES ('gpt', 'q', 'a', '[]', 'c', 'k', %s, 1.0)",
+            (unit_vectors(1)[0].tobytes(),),
+        )
+    upgraded = PostgresRowStore(postgres_server.url)
+    upgraded.start()
+    try:
+        [old] = upgraded.find_by_keys("gpt", ["k"]).values()
+        assert old.second_embedding is None
+        second = np.arange(3, dtype=np.float32)
+        [new_id] = upgraded.insert([replace(new_entry("gpt", "k2"), second_embedding=second)])
+        [new] = upgraded.get("gpt", [new_id])
+        assert new.second_embedding is not None and new.second_embedding.tolist() == [0.0, 1.0, 2.0]
+    finally:
+        upgraded.close()
 
 
 def test_tenants_register_list_and_settings(store: PostgresRowStore) -> None:

@@ -24,7 +24,7 @@ from modelcache.embedding.options import Options, require_dir, require_file
 from modelcache.embedding.windows import Runner, WindowedEncoder, WindowOptions
 from modelcache.errors import ConfigurationError, MissingDependency
 
-__all__ = ["HuggingFaceEmbedder", "model_token_limit"]
+__all__ = ["HuggingFaceEmbedder", "import_frameworks", "model_token_limit"]
 
 #: Model types whose position ids start after the padding index (usable = positions - 2).
 _OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert"})
@@ -71,7 +71,7 @@ class HuggingFaceEmbedder:
             return self._encoder
         require_dir(self.path, "huggingface model directory")
         require_file(self.path / "config.json", "huggingface model config")
-        torch, transformers = _import_frameworks()
+        torch, transformers = import_frameworks()
         from safetensors import SafetensorError  # a dependency of transformers
 
         torch.set_num_threads(self.threads)
@@ -91,7 +91,7 @@ class HuggingFaceEmbedder:
         return self._encoder
 
 
-def _import_frameworks() -> tuple[Any, Any]:
+def import_frameworks() -> tuple[Any, Any]:
     try:
         import torch
     except ImportError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -27,9 +28,23 @@ from modelcache.messages import CacheKey
 from modelcache.similarity import Candidate
 from modelcache.verifier.verifier import Judgement, Mode, Verifier
 
-__all__ = ["SecondStage"]
+__all__ = ["DecisionStage", "SecondStage"]
 
 log = logging.getLogger(__name__)
+
+
+class DecisionStage(Protocol):
+    """What the cache asks of a second stage (the verifier, or a reranker)."""
+
+    def load(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def embed_for_storage(self, questions: Sequence[str]) -> list[np.ndarray | None]:
+        """Anything to store with new rows for later decisions (None where nothing)."""
+
+    def choose(self, key: CacheKey, candidates: Sequence[Candidate], floor: float | None) -> Candidate | None:
+        """The candidate that means the same as the query, or None; `floor`: a minimum cosine."""
 
 
 class SecondStage:
