@@ -7,6 +7,7 @@ import pytest
 
 from modelcache import Cache, InvalidRequest, Settings
 from modelcache.embedding.use import UseEmbedder
+from tests.questions import TEN_QUESTIONS
 
 SYSTEM = {
     "role": "system",
@@ -125,26 +126,12 @@ def test_data_survives_a_restart(settings: Settings, use_embedder: UseEmbedder, 
         assert second.query(tenant, ask("你是什么人?")).answer == ANSWER
 
 
-PYTHON_QUESTIONS = [
-    "How do I sort a list in Python?",
-    "What is the capital of France?",
-    "How do I read a file line by line in Python?",
-    "What is a closure in JavaScript?",
-    "How do I start a goroutine in Go?",
-    "What is the difference between a process and a thread?",
-    "How do I merge two dictionaries in Python?",
-    "What does HTTP status 404 mean?",
-    "How do I undo the last git commit?",
-    "What is the time complexity of binary search?",
-]
-
-
 def test_precise_preset_keeps_second_embeddings_and_rejects_a_false_hit(
     settings: Settings, use_embedder: UseEmbedder, tenant: str
 ):
     """The verifier's second embeddings round-trip through the row store; the false hit the
     cosine thresholds serve ("reverse" for "sort") is rejected, the paraphrase still hits."""
-    items = [(ask(q, None), f"answer {i}") for i, q in enumerate(PYTHON_QUESTIONS)]
+    items = [(ask(q, None), f"answer {i}") for i, q in enumerate(TEN_QUESTIONS)]
     false_hit = ask("How can I reverse a list in Python?", None)
     with Cache(settings, embedder=use_embedder) as plain:
         plain.insert(tenant + "c", items)

@@ -7,21 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import ServerProcess
+from tests.questions import TEN_QUESTIONS
 
 pytestmark = pytest.mark.e2e
-
-QUESTIONS = [
-    "How do I sort a list in Python?",
-    "What is the capital of France?",
-    "How do I read a file line by line in Python?",
-    "What is a closure in JavaScript?",
-    "How do I start a goroutine in Go?",
-    "What is the difference between a process and a thread?",
-    "How do I merge two dictionaries in Python?",
-    "What does HTTP status 404 mean?",
-    "How do I undo the last git commit?",
-    "What is the time complexity of binary search?",
-]
 
 
 def query(server: ServerProcess, text: str) -> dict[str, object]:
@@ -38,11 +26,12 @@ def test_presets_decide_hits_differently(tmp_path: Path, preset: str):
     server = ServerProcess(tmp_path, preset=preset).start(timeout=120)
     try:
         chat_info = [
-            {"query": [{"role": "user", "content": q}], "answer": f"a{i}"} for i, q in enumerate(QUESTIONS)
+            {"query": [{"role": "user", "content": text}], "answer": f"a{i}"}
+            for i, text in enumerate(TEN_QUESTIONS)
         ]
         inserted = server.post({"type": "insert", "scope": {"model": "presets"}, "chat_info": chat_info})
-        assert inserted.status_code == 200 and len(inserted.json()["ids"]) == len(QUESTIONS)
-        assert query(server, QUESTIONS[3])["answer"] == "a3"
+        assert inserted.status_code == 200 and len(inserted.json()["ids"]) == len(TEN_QUESTIONS)
+        assert query(server, TEN_QUESTIONS[3])["answer"] == "a3"
         assert query(server, "How do I sort a Python list?")["answer"] == "a0"
         reverse = query(server, "How can I reverse a list in Python?")
         assert reverse["cacheHit"] is (preset == "default")
