@@ -42,7 +42,7 @@ import numpy as np
 from modelcache.embedding import Embedder
 from modelcache.embedding.e5 import E5Embedder
 from modelcache.embedding.use import UseEmbedder
-from modelcache.evaluation import PairProtocol, load_pairs, metrics, protocol_from_pairs
+from modelcache.evaluation import PairProtocol, cluster_numbers, load_pairs, metrics, protocol_from_pairs
 from modelcache.messages import normalize_text, text_length
 from modelcache.verifier.features import Profile, detect_language, profile
 from modelcache.verifier.trees import TreeEnsemble
@@ -145,19 +145,9 @@ class Replay:
 
 
 def _components(pairs: list[tuple[str, str, int]], queries: list[str]) -> np.ndarray:
-    parent: dict[str, str] = {}
-
-    def find(text: str) -> str:
-        parent.setdefault(text, text)
-        while parent[text] != text:
-            parent[text] = parent[parent[text]]
-            text = parent[text]
-        return text
-
-    for a, b, _ in pairs:
-        parent[find(" ".join(a.split()))] = find(" ".join(b.split()))
-    ids: dict[str, int] = {}
-    return np.array([ids.setdefault(find(q), len(ids)) for q in queries])
+    """Connected components of the pair graph, every pair an edge whatever its label."""
+    (components,) = cluster_numbers([(a, b) for a, b, _ in pairs], queries)
+    return components
 
 
 def _nearest(queries: np.ndarray, stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

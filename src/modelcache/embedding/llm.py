@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelcache.embedding.base import normalize_rows
+from modelcache.embedding.base import LazyEmbedder, normalize_rows
 from modelcache.embedding.matrix import EmbeddingMatrix, open_matrix
 from modelcache.embedding.options import Options
 from modelcache.embedding.tokenizer import load_tokenizer
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["LlmEmbedder"]
 
 
-class LlmEmbedder:
+class LlmEmbedder(LazyEmbedder[tuple["Tokenizer", EmbeddingMatrix]]):
     name = "llm"
 
     def __init__(self, path: Path, *, tokenizer: Path | None = None, tensor: str | None = None):
@@ -39,7 +39,6 @@ class LlmEmbedder:
         self.tokenizer_path = tokenizer or path.parent / "tokenizer.json"
         self.tensor = tensor
         self.dim = 0
-        self._loaded: tuple[Tokenizer, EmbeddingMatrix] | None = None
 
     @classmethod
     def from_options(cls, threads: int, **values: Any) -> LlmEmbedder:
@@ -52,12 +51,7 @@ class LlmEmbedder:
         options.finish()
         return embedder
 
-    def load(self) -> None:
-        self._load()
-
-    def _load(self) -> tuple[Tokenizer, EmbeddingMatrix]:
-        if self._loaded is not None:
-            return self._loaded
+    def _load_model(self) -> tuple[Tokenizer, EmbeddingMatrix]:
         matrix = open_matrix(self.path, self.tensor)
         tokenizer = load_tokenizer(self.tokenizer_path, "llm")
         tokenizer.no_truncation()
@@ -68,13 +62,10 @@ class LlmEmbedder:
                 f"llm embedder: tokenizer {self.tokenizer_path} has more tokens than the "
                 f"{vocabulary} rows of {self.path}: they do not belong together"
             )
-        self._loaded = (tokenizer, matrix)
-        return self._loaded
+        return tokenizer, matrix
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        tokenizer, matrix = self._load()
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
+    def _embed(self, model: tuple[Tokenizer, EmbeddingMatrix], texts: Sequence[str]) -> np.ndarray:
+        tokenizer, matrix = model
         vectors = np.zeros((len(texts), self.dim), np.float32)
         encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
         for row, encoding in enumerate(encodings):

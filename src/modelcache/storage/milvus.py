@@ -36,12 +36,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from modelcache.errors import BackendUnavailable, ConfigurationError, MissingDependency
 from modelcache.settings import Settings
+from modelcache.storage.urls import OptionReader, credentials, port_or, positive_number, query_options
 from modelcache.tenants import backend_name
 
 __all__ = ["CONSISTENCY_LEVELS", "MilvusIndex", "MilvusOptions", "metric_for_version", "parse_milvus_url"]
@@ -100,46 +101,24 @@ def parse_milvus_url(url: str) -> MilvusOptions:
         raise ConfigurationError(f"milvus URL must look like milvus://host:port, not {url!r}")
     if parts.path not in ("", "/"):
         raise ConfigurationError(f"milvus URL takes no path: {url!r}")
-    try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError as exc:
-        raise ConfigurationError(f"bad port in milvus URL {url!r}") from exc
-    query = _single_values(parts.query, url)
-    unknown = set(query) - {"consistency", "timeout"}
-    if unknown:
-        raise ConfigurationError(f"unknown milvus URL parameters {sorted(unknown)} in {url!r}")
+    user, password = credentials(parts)
     return MilvusOptions(
         host=parts.hostname,
-        port=port,
-        user=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
-        consistency=_consistency(query.get("consistency", "Session")),
-        timeout=_timeout(query.get("timeout", str(DEFAULT_TIMEOUT_S))),
+        port=port_or(parts, DEFAULT_PORT, "milvus"),
+        user=user,
+        password=password,
+        **query_options(parts.query, "milvus", _URL_OPTIONS, unique=True),
     )
-
-
-def _single_values(query: str, url: str) -> dict[str, str]:
-    values = parse_qs(query, keep_blank_values=True)
-    if any(len(v) > 1 for v in values.values()):
-        raise ConfigurationError(f"repeated parameter in milvus URL {url!r}")
-    return {key: v[0] for key, v in values.items()}
 
 
 def _consistency(value: str) -> str:
     for level in CONSISTENCY_LEVELS:
         if value.lower() == level.lower():
             return level
-    raise ConfigurationError(f"milvus consistency must be one of {CONSISTENCY_LEVELS}, not {value!r}")
+    raise ValueError(f"must be one of {CONSISTENCY_LEVELS}, not {value!r}")
 
 
-def _timeout(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < float("inf"):
-        raise ConfigurationError(f"milvus timeout must be a positive number of seconds, not {value!r}")
-    return seconds
+_URL_OPTIONS: dict[str, OptionReader] = {"consistency": _consistency, "timeout": positive_number}
 
 
 def metric_for_version(version: str) -> str:

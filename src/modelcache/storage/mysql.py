@@ -15,31 +15,34 @@ OceanBase user `root@tenant` is written `root%40tenant`). Further query options:
 from __future__ import annotations
 
 import json
-import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
 from types import ModuleType
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
-
-import numpy as np
+from urllib.parse import unquote, urlsplit
 
 from modelcache.errors import BackendUnavailable, ConfigurationError, MissingDependency, ModelCacheError
 from modelcache.registry import url_scheme
 from modelcache.settings import Settings
-from modelcache.storage.base import Entry, NewEntry, QueryLogRecord
+from modelcache.storage.base import Entry, NewEntry
 from modelcache.storage.mysql_pool import Connection, ConnectionPool
 from modelcache.storage.sql import (
-    ENTRY_COLUMNS,
-    INSERT_COLUMNS,
+    IN_LIST_CHUNK,
+    SqlRowStoreBase,
     chunked,
-    entry_from_row,
+    insert_entry_sql,
     insert_params,
-    insert_placeholders,
-    vector_from_bytes,
+)
+from modelcache.storage.urls import (
+    OptionReader,
+    credentials,
+    port_or,
+    positive_integer,
+    positive_number,
+    query_options,
 )
 
 __all__ = ["MySQLConfig", "MySQLRowStore", "parse_mysql_url", "schema_statements"]
@@ -49,13 +52,14 @@ T = TypeVar("T")
 _BACKEND = "mysql"
 _URL_SCHEMES = frozenset({"mysql", "oceanbase"})
 _DEFAULT_PORT = 3306
-_IN_CHUNK = 500
 
-_INSERT_ENTRY = f"INSERT INTO mc_entries ({INSERT_COLUMNS}) VALUES {insert_placeholders('%s')}"
-_INSERT_QUERY_LOG = (
-    "INSERT INTO mc_query_log (tenant, question, context_hash, hit, entry_id, score, latency_ms,"
-    " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-)
+_INSERT_ENTRY = insert_entry_sql("%s")
+_URL_OPTIONS: dict[str, OptionReader] = {
+    "pool_size": positive_integer,
+    "connect_timeout": positive_number,
+    "read_timeout": positive_number,
+    "write_timeout": positive_number,
+}
 
 
 @dataclass(frozen=True)
@@ -83,47 +87,15 @@ def parse_mysql_url(url: str) -> MySQLConfig:
     database = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not parts.username or not database or "/" in database:
         raise ConfigurationError("mysql URL must look like mysql://user:password@host:port/database")
-    try:
-        port = parts.port or _DEFAULT_PORT
-    except ValueError as exc:
-        raise ConfigurationError(f"mysql URL has a bad port: {exc}") from None
+    user, password = credentials(parts)
     return MySQLConfig(
         host=parts.hostname,
         database=database,
-        user=unquote(parts.username),
-        password=unquote(parts.password or ""),
-        port=port,
-        **_query_options(parts.query),
+        user=user,
+        password=password,
+        port=port_or(parts, _DEFAULT_PORT, "mysql"),
+        **query_options(parts.query, "mysql", _URL_OPTIONS),
     )
-
-
-def _query_options(query: str) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for key, text in parse_qsl(query, keep_blank_values=True):
-        if key == "pool_size":
-            options[key] = _positive_integer(key, text)
-        elif key in ("connect_timeout", "read_timeout", "write_timeout"):
-            options[key] = _positive_number(key, text)
-        else:
-            raise ConfigurationError(f"unknown mysql URL option {key!r}")
-    return options
-
-
-def _positive_number(key: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"mysql URL option {key} must be a positive number, not {text!r}")
-    return value
-
-
-def _positive_integer(key: str, text: str) -> int:
-    value = _positive_number(key, text)
-    if not value.is_integer():
-        raise ConfigurationError(f"mysql URL option {key} must be a whole number, not {text!r}")
-    return int(value)
 
 
 def schema_statements(script: str) -> list[str]:
@@ -159,10 +131,6 @@ def _execute(conn: Connection, sql: str, params: Sequence[Any] | None = None) ->
 def _execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     with conn.cursor() as cursor:
         cursor.executemany(sql, rows)
-
-
-def _marks(count: int) -> str:
-    return ", ".join(["%s"] * count)
 
 
 def _insert_each(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
@@ -202,10 +170,11 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class MySQLRowStore:
+class MySQLRowStore(SqlRowStoreBase):
     """RowStore on MySQL, MariaDB or OceanBase (MySQL mode)."""
 
     name = "mysql"
+    mark = "%s"
 
     def __init__(self, config: MySQLConfig):
         self.config = config
@@ -315,18 +284,14 @@ class MySQLRowStore:
         """Run one statement (autocommitted); return the number of rows it changed."""
         return self._run(lambda conn: _execute(conn, sql, params))
 
+    def _write_each(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._transaction(lambda conn: _execute_many(conn, sql, rows))
+
     # -- tenants -------------------------------------------------------------------------
 
     def register_tenant(self, tenant: str) -> bool:
         sql = "INSERT IGNORE INTO mc_tenants (name, settings, created_at) VALUES (%s, %s, %s)"
         return self._write(sql, (tenant, "{}", time.time())) > 0
-
-    def tenants(self) -> list[str]:
-        return [row[0] for row in self._query("SELECT name FROM mc_tenants ORDER BY name")]
-
-    def tenant_settings(self, tenant: str) -> dict[str, Any]:
-        rows = self._query("SELECT settings FROM mc_tenants WHERE name = %s", (tenant,))
-        return dict(json.loads(rows[0][0])) if rows else {}
 
     def set_tenant_settings(self, tenant: str, values: Mapping[str, Any]) -> None:
         text = json.dumps(dict(values))
@@ -343,34 +308,18 @@ class MySQLRowStore:
         rows = [insert_params(e, now) for e in entries]
         return self._transaction(lambda conn: _insert_each(conn, _INSERT_ENTRY, rows))
 
-    def _select(self, where: str, params: Sequence[Any]) -> list[Entry]:
-        rows = self._query(f"SELECT {ENTRY_COLUMNS} FROM mc_entries WHERE {where}", params)
-        return [entry_from_row(row) for row in rows]
-
-    def find_by_keys(self, tenant: str, key_hashes: Sequence[str]) -> dict[str, Entry]:
-        found: dict[str, Entry] = {}
-        for part in chunked(list(key_hashes), _IN_CHUNK):
-            where = f"tenant = %s AND key_hash IN ({_marks(len(part))}) ORDER BY id"
-            for entry in self._select(where, [tenant, *part]):
-                found[entry.key_hash] = entry
-        return found
-
     def get(self, tenant: str, ids: Sequence[int]) -> list[Entry]:
         entries: list[Entry] = []
-        for part in chunked([int(i) for i in ids], _IN_CHUNK):
-            entries.extend(self._select(f"tenant = %s AND id IN ({_marks(len(part))})", [tenant, *part]))
+        for part in chunked([int(i) for i in ids], IN_LIST_CHUNK):
+            where = f"tenant = %s AND id IN ({self._marks(len(part))})"
+            entries.extend(self._select(where, [tenant, *part]))
         return entries
-
-    def update_answers(self, tenant: str, answers: Mapping[int, str]) -> None:
-        rows = [(answer, tenant, int(entry_id)) for entry_id, answer in sorted(answers.items())]
-        sql = "UPDATE mc_entries SET answer = %s WHERE tenant = %s AND id = %s"
-        self._transaction(lambda conn: _execute_many(conn, sql, rows))
 
     def delete(self, tenant: str, ids: Sequence[int]) -> list[int]:
         def work(conn: Connection) -> list[int]:
             deleted: list[int] = []
-            for part in chunked([int(i) for i in ids], _IN_CHUNK):
-                where = f"tenant = %s AND id IN ({_marks(len(part))})"
+            for part in chunked([int(i) for i in ids], IN_LIST_CHUNK):
+                where = f"tenant = %s AND id IN ({self._marks(len(part))})"
                 params = (tenant, *part)
                 found = _fetch_all(conn, f"SELECT id FROM mc_entries WHERE {where} FOR UPDATE", params)
                 deleted += [int(row[0]) for row in found]
@@ -378,47 +327,3 @@ class MySQLRowStore:
             return deleted
 
         return self._transaction(work)
-
-    def delete_tenant_rows(self, tenant: str) -> int:
-        return self._write("DELETE FROM mc_entries WHERE tenant = %s", (tenant,))
-
-    def count(self, tenant: str) -> int:
-        return int(self._query("SELECT COUNT(*) FROM mc_entries WHERE tenant = %s", (tenant,))[0][0])
-
-    def ids(self, tenant: str) -> np.ndarray:
-        rows = self._query("SELECT id FROM mc_entries WHERE tenant = %s ORDER BY id", (tenant,))
-        return np.array([row[0] for row in rows], dtype=np.int64)
-
-    def iter_vectors(self, tenant: str, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        sql = "SELECT id, embedding FROM mc_entries WHERE tenant = %s AND id > %s ORDER BY id LIMIT %s"
-        last = 0
-        while rows := self._query(sql, (tenant, last, int(batch_size))):
-            last = int(rows[-1][0])
-            yield (
-                np.array([row[0] for row in rows], dtype=np.int64),
-                np.stack([vector_from_bytes(bytes(row[1])) for row in rows]),
-            )
-
-    # -- counters and log ------------------------------------------------------------------
-
-    def add_hits(self, counts: Mapping[int, int], at: float) -> None:
-        # Rows are locked in id order, so concurrent calls cannot deadlock each other.
-        rows = [(int(n), at, int(entry_id)) for entry_id, n in sorted(counts.items())]
-        sql = "UPDATE mc_entries SET hit_count = hit_count + %s, last_hit_at = %s WHERE id = %s"
-        self._transaction(lambda conn: _execute_many(conn, sql, rows))
-
-    def write_query_log(self, records: Sequence[QueryLogRecord]) -> None:
-        rows = [
-            (
-                r.tenant,
-                r.question,
-                r.context_hash,
-                int(r.hit),
-                None if r.entry_id is None else int(r.entry_id),
-                None if r.score is None else float(r.score),
-                float(r.latency_ms),
-                float(r.created_at),
-            )
-            for r in records
-        ]
-        self._transaction(lambda conn: _execute_many(conn, _INSERT_QUERY_LOG, rows))

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from modelcache.errors import InvalidRequest
 from modelcache.settings import Settings
@@ -28,12 +26,11 @@ from modelcache.storage.base import Entry, NewEntry, QueryLogRecord
 from modelcache.storage.pg_pool import PostgresPool, libpq_url
 from modelcache.storage.sql import (
     ENTRY_COLUMNS,
-    INSERT_COLUMNS,
+    SqlRowStoreBase,
     chunked,
     entry_from_row,
+    insert_entry_sql,
     insert_params,
-    insert_placeholders,
-    vector_from_bytes,
 )
 
 if TYPE_CHECKING:
@@ -41,24 +38,16 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresRowStore"]
 
-T = TypeVar("T")
-
 _CHUNK = 1000
 #: Key of the advisory lock that serialises schema creation between replicas.
 _SCHEMA_LOCK = 0x6D635F736368656D  # "mc_schem"
 
-_SELECT_BY_IDS = f"SELECT {ENTRY_COLUMNS} FROM mc_entries WHERE tenant = %s AND id = ANY(%s::bigint[])"
 _NEWEST_BY_KEY = (
     f"SELECT DISTINCT ON (key_hash) {ENTRY_COLUMNS} FROM mc_entries"
     " WHERE tenant = %s AND key_hash = ANY(%s::text[]) ORDER BY key_hash, id DESC"
 )
-_INSERT_ENTRY = f"INSERT INTO mc_entries ({INSERT_COLUMNS}) VALUES {insert_placeholders('%s')} RETURNING id"
+_INSERT_ENTRY = f"{insert_entry_sql('%s')} RETURNING id"
 _DELETE_ENTRIES = "DELETE FROM mc_entries WHERE tenant = %s AND id = ANY(%s::bigint[]) RETURNING id"
-_VECTOR_BATCH = "SELECT id, embedding FROM mc_entries WHERE tenant = %s AND id > %s ORDER BY id LIMIT %s"
-_INSERT_QUERY_LOG = (
-    "INSERT INTO mc_query_log (tenant, question, context_hash, hit, entry_id, score, latency_ms,"
-    " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-)
 
 
 def _reject_nul(entry_texts: Sequence[str]) -> None:
@@ -87,7 +76,7 @@ def _insert_rows(conn: Connection[Any], rows: Sequence[tuple[Any, ...]]) -> list
                 return ids
 
 
-def _execute_many(conn: Connection[Any], sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+def _execute_many(conn: Connection[Any], sql: str, rows: Sequence[Sequence[Any]]) -> None:
     """One statement per row, all in one transaction."""
     if not rows:
         return
@@ -95,8 +84,9 @@ def _execute_many(conn: Connection[Any], sql: str, rows: Sequence[tuple[Any, ...
         cursor.executemany(sql, rows)
 
 
-class PostgresRowStore:
+class PostgresRowStore(SqlRowStoreBase):
     name = "postgresql"
+    mark = "%s"
 
     def __init__(self, url: str, *, pool_size: int = 10, connect_timeout_s: int = 3):
         libpq_url(url)
@@ -118,32 +108,28 @@ class PostgresRowStore:
     def ping(self) -> None:
         self._pool.ping()
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         rows: list[Any] = self._pool.run(lambda c: c.execute(sql, params).fetchall())
         return rows
 
-    def _rowcount(self, sql: str, params: Sequence[Any]) -> int:
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
         return int(self._pool.run(lambda c: c.execute(sql, params).rowcount))
+
+    def _write_each(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._pool.run(lambda c: _execute_many(c, sql, rows))
 
     # -- tenants -------------------------------------------------------------------------
 
     def register_tenant(self, tenant: str) -> bool:
         sql = "INSERT INTO mc_tenants (name, created_at) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING"
-        return bool(self._rowcount(sql, (tenant, time.time())))
-
-    def tenants(self) -> list[str]:
-        return [row[0] for row in self._rows("SELECT name FROM mc_tenants ORDER BY name")]
-
-    def tenant_settings(self, tenant: str) -> dict[str, Any]:
-        rows = self._rows("SELECT settings FROM mc_tenants WHERE name = %s", (tenant,))
-        return dict(json.loads(rows[0][0])) if rows else {}
+        return bool(self._write(sql, (tenant, time.time())))
 
     def set_tenant_settings(self, tenant: str, values: Mapping[str, Any]) -> None:
         sql = (
             "INSERT INTO mc_tenants (name, settings, created_at) VALUES (%s, %s, %s)"
             " ON CONFLICT (name) DO UPDATE SET settings = EXCLUDED.settings"
         )
-        self._rowcount(sql, (tenant, json.dumps(dict(values)), time.time()))
+        self._write(sql, (tenant, json.dumps(dict(values)), time.time()))
 
     # -- entries ---------------------------------------------------------------------------
 
@@ -154,9 +140,10 @@ class PostgresRowStore:
         return self._pool.run(lambda c: _insert_rows(c, rows))
 
     def find_by_keys(self, tenant: str, key_hashes: Sequence[str]) -> dict[str, Entry]:
+        """The newest entry per key, by one array parameter per chunk and DISTINCT ON."""
         found: dict[str, Entry] = {}
         for part in chunked(list(key_hashes), _CHUNK):
-            for row in self._rows(_NEWEST_BY_KEY, (tenant, list(part))):
+            for row in self._query(_NEWEST_BY_KEY, (tenant, list(part))):
                 entry = entry_from_row(row)
                 found[entry.key_hash] = entry
         return found
@@ -164,15 +151,12 @@ class PostgresRowStore:
     def get(self, tenant: str, ids: Sequence[int]) -> list[Entry]:
         entries: list[Entry] = []
         for part in chunked([int(i) for i in ids], _CHUNK):
-            entries += [entry_from_row(row) for row in self._rows(_SELECT_BY_IDS, (tenant, list(part)))]
+            entries += self._select("tenant = %s AND id = ANY(%s::bigint[])", (tenant, list(part)))
         return entries
 
     def update_answers(self, tenant: str, answers: Mapping[int, str]) -> None:
         _reject_nul(list(answers.values()))
-        # Sorted by id: one lock order, so concurrent updates cannot deadlock.
-        rows = sorted(((answer, tenant, int(i)) for i, answer in answers.items()), key=lambda r: r[2])
-        sql = "UPDATE mc_entries SET answer = %s WHERE tenant = %s AND id = %s"
-        self._pool.run(lambda c: _execute_many(c, sql, rows))
+        super().update_answers(tenant, answers)
 
     def delete(self, tenant: str, ids: Sequence[int]) -> list[int]:
         wanted = [int(i) for i in ids]
@@ -187,48 +171,17 @@ class PostgresRowStore:
 
         return self._pool.run(work)
 
-    def delete_tenant_rows(self, tenant: str) -> int:
-        return self._rowcount("DELETE FROM mc_entries WHERE tenant = %s", (tenant,))
-
-    def count(self, tenant: str) -> int:
-        return int(self._rows("SELECT COUNT(*) FROM mc_entries WHERE tenant = %s", (tenant,))[0][0])
-
-    def ids(self, tenant: str) -> np.ndarray:
-        rows = self._rows("SELECT id FROM mc_entries WHERE tenant = %s ORDER BY id", (tenant,))
-        return np.array([row[0] for row in rows], dtype=np.int64)
-
-    def iter_vectors(self, tenant: str, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        last = 0
-        while True:
-            rows = self._rows(_VECTOR_BATCH, (tenant, last, batch_size))
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield (
-                np.array([row[0] for row in rows], dtype=np.int64),
-                np.stack([vector_from_bytes(bytes(row[1])) for row in rows]),
-            )
-
     # -- counters and log ------------------------------------------------------------------
 
-    def add_hits(self, counts: Mapping[int, int], at: float) -> None:
-        # Sorted by id: one lock order, so concurrent updates cannot deadlock.
-        rows = sorted(((int(n), at, int(i)) for i, n in counts.items()), key=lambda r: r[2])
-        sql = "UPDATE mc_entries SET hit_count = hit_count + %s, last_hit_at = %s WHERE id = %s"
-        self._pool.run(lambda c: _execute_many(c, sql, rows))
-
-    def write_query_log(self, records: Sequence[QueryLogRecord]) -> None:
-        rows = [
-            (
-                r.tenant,
-                r.question.replace("\x00", "\ufffd"),
-                r.context_hash,
-                bool(r.hit),
-                r.entry_id,
-                r.score,
-                r.latency_ms,
-                r.created_at,
-            )
-            for r in records
-        ]
-        self._pool.run(lambda c: _execute_many(c, _INSERT_QUERY_LOG, rows))
+    def _query_log_row(self, r: QueryLogRecord) -> tuple[Any, ...]:
+        """`hit` as a boolean; NUL, which text cannot hold, as U+FFFD."""
+        return (
+            r.tenant,
+            r.question.replace("\x00", "\ufffd"),
+            r.context_hash,
+            bool(r.hit),
+            r.entry_id,
+            r.score,
+            r.latency_ms,
+            r.created_at,
+        )

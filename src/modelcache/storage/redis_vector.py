@@ -20,12 +20,13 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from modelcache.errors import BackendUnavailable, ConfigurationError, MissingDependency, ModelCacheError
 from modelcache.settings import Settings
+from modelcache.storage.urls import OptionReader, query_options
 from modelcache.tenants import backend_name
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ ALGORITHMS = ("HNSW", "FLAT")
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_EF_RUNTIME = 64
 _SCHEMES = ("redis", "rediss")
+_URL_OPTIONS: dict[str, OptionReader] = {"algorithm": str, "timeout": float, "ef_runtime": int}
 _VECTOR_FIELD = "embedding"
 _DISTANCE = "distance"
 _MISSING_INDEX = ("no such index", "unknown index name")
@@ -72,26 +74,10 @@ def _parse_url(url: str) -> tuple[str, dict[str, Any]]:
     parts = urlsplit(url)
     if parts.scheme not in _SCHEMES or not parts.hostname:
         raise ConfigurationError("redis vector index URL must look like redis://host:port[/db]")
-    options: dict[str, Any] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "algorithm":
-            options["algorithm"] = value
-        elif key == "timeout":
-            options["timeout_s"] = _number(key, value, float)
-        elif key == "ef_runtime":
-            options["ef_runtime"] = _number(key, value, int)
-        else:
-            raise ConfigurationError(
-                f"unknown redis URL option {key!r}; known: algorithm, timeout, ef_runtime"
-            )
+    options = query_options(parts.query, "redis", _URL_OPTIONS)
+    if "timeout" in options:
+        options["timeout_s"] = options.pop("timeout")
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), options
-
-
-def _number(key: str, value: str, kind: type[float] | type[int]) -> Any:
-    try:
-        return kind(value)
-    except ValueError:
-        raise ConfigurationError(f"redis URL option {key} must be a number, not {value!r}") from None
 
 
 def _pairs(flat: list[Any]) -> dict[Any, Any]:
