@@ -88,6 +88,10 @@ class Settings(BaseSettings):
 
     # vector index (FAISS)
     faiss_threads: int = Field(default=1, ge=1)
+    # a tenant with more entries than this moves from exact search to an IVF index, which
+    # scans the `faiss_nprobe` cells nearest each query (see storage/faiss_index.py)
+    faiss_approx_above: int = Field(default=50_000, ge=1)
+    faiss_nprobe: int = Field(default=16, ge=1)
     index_save_interval_s: float = Field(default=5.0, gt=0)
 
     # query log
