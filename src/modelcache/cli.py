@@ -1,4 +1,4 @@
-"""The `modelcache` command: serve, calibrate, rebuild-index."""
+"""The `modelcache` command: serve, calibrate, rebuild-index, import, bench."""
 
 from __future__ import annotations
 
@@ -63,6 +63,32 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modelcache.bulk import detect_format, import_file, validate_file
+    from modelcache.cache import Cache
+    from modelcache.tenants import validate_tenant
+
+    path = Path(args.file)
+    fmt = detect_format(path, args.format)
+    validate_tenant(args.tenant)
+    total = validate_file(path, fmt)  # before anything is opened: a bad file changes nothing
+    with Cache(Settings()) as cache:
+        report = import_file(cache, path, args.tenant, fmt=fmt, batch=args.batch, validated=total)
+    print(
+        f"imported {report.rows:,} rows into tenant {args.tenant!r} in {report.seconds:.1f} s "
+        f"({report.rows_per_second:,.0f} rows/s)"
+    )
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from modelcache.bench import run
+
+    return run(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelcache", description="A semantic cache for LLM answers.")
     parser.add_argument("--config", help="settings file (TOML); same as MODELCACHE_CONFIG")
@@ -95,6 +121,30 @@ def _parser() -> argparse.ArgumentParser:
     rebuild = commands.add_parser("rebuild-index", help="rebuild vector indexes from the rows")
     rebuild.add_argument("--tenant", action="append", help="tenant to rebuild (default: all)")
     rebuild.set_defaults(run=_rebuild)
+
+    bulk = commands.add_parser(
+        "import",
+        help="insert question/answer pairs from a JSONL or TSV file",
+        description="Validate the whole file first (nothing is written if any line is bad), then "
+        'insert it in batches. JSONL lines: {"question": ..., "answer": ...} or '
+        '{"query": [messages], "answer": ...}; TSV lines: question<TAB>answer. With the '
+        "embedded SQLite + FAISS default, stop the server on the same data_dir first.",
+    )
+    bulk.add_argument("file", help="a .jsonl or .tsv file")
+    bulk.add_argument("--tenant", required=True, help="the tenant (scope.model) to store into")
+    bulk.add_argument("--batch", type=int, default=256, help="rows per insert (default 256)")
+    bulk.add_argument("--format", choices=["jsonl", "tsv"], help="default: from the file's extension")
+    bulk.set_defaults(run=_import)
+
+    from modelcache.bench import add_arguments
+
+    bench = commands.add_parser(
+        "bench",
+        help="latency, throughput, start-up and memory of the real server, against GPTCache",
+        description="Benchmark `modelcache serve` over HTTP (see `modelcache bench --help`).",
+    )
+    add_arguments(bench)
+    bench.set_defaults(run=_bench)
     return parser
 
 
