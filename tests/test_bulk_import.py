@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import faiss
+import numpy as np
+
 from modelcache import Cache, Settings
+from modelcache.bulk import import_file
+from modelcache.storage.faiss_index import FaissIndex
 
 MODELCACHE = str(Path(sys.executable).parent / "modelcache")
 
@@ -99,3 +105,24 @@ def test_bad_tsv_line_and_unknown_format(tmp_path: Path):
     other.write_text("a,b\n", encoding="utf-8")
     done = run_import(tmp_path, str(other), "--tenant", "faq")
     assert done.returncode == 2 and "--format" in done.stderr
+
+
+class SlowTrainingIndex(FaissIndex):
+    """Training of the approximate index takes a while, as it does at a million entries."""
+
+    def _trained_ivf(self, vectors: np.ndarray, cells: int) -> tuple[faiss.IndexIVFFlat, faiss.IndexFlatIP]:
+        time.sleep(1.0)
+        return super()._trained_ivf(vectors, cells)
+
+
+def test_import_waits_for_the_approximate_index(tmp_path: Path):
+    """Crossing faiss_approx_above starts a background IVF build; an import returns only once
+    it is done, so closing the cache saves the IVF instead of abandoning the build."""
+    source = tmp_path / "many.tsv"
+    source.write_text("".join(f"question number {i}\tanswer {i}\n" for i in range(120)), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", faiss_approx_above=50)
+    index = SlowTrainingIndex(tmp_path / "data" / "faiss", 512, approx_above=50)
+    with Cache(settings, vector_index=index) as cache:
+        report = import_file(cache, source, "big", fmt="tsv", batch=40, progress=False)
+        assert report.rows == 120
+        assert index.cells("big") > 0

@@ -246,4 +246,9 @@ def import_file(
         done += len(records)
         if bar:
             bar.update(done)
+    # An index that moved to an approximate layout is rebuilt in the background; closing
+    # would abandon that work and leave it to the next start-up, so it finishes here.
+    if bar:
+        print("waiting for the vector index to settle ...", file=bar.stream, flush=True)
+    cache.wait_for_index()
     return ImportReport(done, time.perf_counter() - started)

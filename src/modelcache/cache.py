@@ -158,6 +158,12 @@ class Cache:
             added += len(ids)
         return added
 
+    def wait_for_index(self) -> None:
+        """Block until background index work (an approximate index's rebuild) is done."""
+        wait = getattr(self.index, "wait_for_rebuilds", None)
+        if wait is not None:
+            wait()
+
     def health(self) -> dict[str, str]:
         """'ok' or the error, per backend."""
         report = {}
