@@ -1,6 +1,6 @@
 """Multi-turn benchmark: do follow-up questions hit only after the conversation they belong to?
 
-    .venv/bin/python -m benchmarks.multiturn [--datasets DIR]
+    .venv/bin/python -m benchmarks.multiturn [--datasets DIR] [--presets default precise]
 
 Data: `<datasets>/multiturn/*.json`, conversations of a main query, its response, a follow-up
 query and its response. Every conversation is stored twice, as `[user: main] -> response`
@@ -147,10 +147,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--datasets", type=Path, default=DATASETS)
+    parser.add_argument("--presets", nargs="+", default=["default"], help="ModelCache presets to run")
     args = parser.parse_args()
     conversations = load_conversations(args.datasets / "multiturn")
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="mc-multiturn-")))
-    ours, original = modelcache_checks(conversations, settings), concatenated_checks(conversations, settings)
+    ours = {
+        preset: modelcache_checks(
+            conversations,
+            Settings(data_dir=Path(tempfile.mkdtemp(prefix="mc-multiturn-")), preset=preset),
+        )
+        for preset in args.presets
+    }
+    original = concatenated_checks(conversations, Settings())
     labels = {
         "same": "follow-up after its own conversation returns its answer (higher: better)",
         "other": "follow-up after another main query returns the answer cached after its own (lower: better)",
@@ -158,10 +165,12 @@ def main() -> None:
         "drowned": "under one long system prompt, a question never stored hits (lower: better)",
     }
     print(f"{len(conversations)} conversations from {args.datasets / 'multiturn'}\n")
-    print("| check | ModelCache key | concatenated key (original) |")
-    print("|---|---|---|")
+    columns = " | ".join(f"ModelCache key, {preset}" for preset in ours)
+    print(f"| check | {columns} | concatenated key (original) |")
+    print("|---|" + "---|" * len(ours) + "---|")
     for key, label in labels.items():
-        print(f"| {label} | {ours[key]:.3f} | {original[key]:.3f} |")
+        figures = " | ".join(f"{checks[key]:.3f}" for checks in ours.values())
+        print(f"| {label} | {figures} | {original[key]:.3f} |")
 
 
 if __name__ == "__main__":
