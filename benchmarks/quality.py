@@ -41,17 +41,17 @@ THRESHOLDS = [0.70, 0.75, 0.80, 0.85, 0.90, 0.95]
 
 
 def post(session: requests.Session, url: str, body: dict[str, object]) -> dict[str, object]:
-    res = session.post(f"{url}/modelcache", json=body, timeout=120)
+    res = session.post(f"{url}/modelcache", json=body, timeout=600)
     res.raise_for_status()
     data: dict[str, object] = res.json()
     return data
 
 
 def store(session: requests.Session, url: str, tenant: str, texts: Sequence[str]) -> None:
-    for start in range(0, len(texts), 500):
+    for start in range(0, len(texts), 100):
         chat_info = [
             {"query": [{"role": "user", "content": text}], "answer": str(start + i)}
-            for i, text in enumerate(texts[start : start + 500])
+            for i, text in enumerate(texts[start : start + 100])
         ]
         post(session, url, {"type": "insert", "scope": {"model": tenant}, "chat_info": chat_info})
 
