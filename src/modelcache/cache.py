@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from modelcache.embedding import EMBEDDERS, BatchingEmbedder, Embedder, open_embedder
+from modelcache.embedding import BatchingEmbedder, Embedder, embedder_named, open_embedder
 from modelcache.errors import ConfigurationError, InvalidRequest, ModelCacheError
-from modelcache.messages import CacheKey, Message, build_key, text_length
+from modelcache.messages import CacheKey, Message, build_key
 from modelcache.querylog import QueryLogWriter
-from modelcache.registry import resolve
 from modelcache.schemas import parse_conversation
 from modelcache.settings import Settings
 from modelcache.similarity import Candidate, Thresholds, choose
@@ -201,9 +200,8 @@ class Cache:
 
     def _explicit_threshold(self, tenant: str, question: str) -> float | None:
         """The tenant's own cosine threshold for this question's length class, if it set one."""
-        overrides = self._tenant_settings(tenant)
-        cutoff = int(overrides.get("long_text_cutoff", self.thresholds.cutoff))
-        value = overrides.get("threshold_long" if text_length(question) > cutoff else "threshold_short")
+        is_long = self._thresholds(tenant).is_long(question)
+        value = self._tenant_settings(tenant).get("threshold_long" if is_long else "threshold_short")
         return None if value is None else float(value)
 
     # -- operations ------------------------------------------------------------------------
@@ -395,7 +393,7 @@ def _second_stage(settings: Settings, first_model: str) -> DecisionStage | None:
             first_model,
         )
         return None
-    second = resolve(EMBEDDERS, "e5", "embedder").from_options(settings.embed_threads)
+    second = embedder_named("e5", settings.embed_threads)
     return SecondStage(
         Verifier(mode="cascade"),
         second,

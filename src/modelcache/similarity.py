@@ -9,7 +9,7 @@ from typing import Any
 from modelcache.messages import CacheKey, text_length
 from modelcache.storage.base import Entry
 
-__all__ = ["Candidate", "Thresholds", "choose"]
+__all__ = ["Candidate", "Thresholds", "choose", "same_context"]
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,12 @@ class Thresholds:
     long: float
     cutoff: int
 
-    def for_text(self, text: str) -> float:
+    def is_long(self, text: str) -> bool:
         """Questions longer than `cutoff` (CJK characters + words) are long."""
-        return self.long if text_length(text) > self.cutoff else self.short
+        return text_length(text) > self.cutoff
+
+    def for_text(self, text: str) -> float:
+        return self.long if self.is_long(text) else self.short
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Thresholds:
         return Thresholds(
@@ -38,10 +41,15 @@ class Candidate:
     score: float
 
 
+def same_context(key: CacheKey, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates stored under the query's context (system prompt, earlier turns)."""
+    return [c for c in candidates if c.entry.context_hash == key.context_hash]
+
+
 def choose(key: CacheKey, candidates: Sequence[Candidate], threshold: float) -> Candidate | None:
     """The best candidate with the query's context, if it reaches the threshold."""
-    same_context = [c for c in candidates if c.entry.context_hash == key.context_hash]
-    if not same_context:
+    same = same_context(key, candidates)
+    if not same:
         return None
-    best = max(same_context, key=lambda c: (c.score, c.entry.id))
+    best = max(same, key=lambda c: (c.score, c.entry.id))
     return best if best.score >= threshold else None

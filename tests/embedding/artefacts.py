@@ -36,20 +36,27 @@ def bert_vocab() -> list[str]:
     return SPECIAL_TOKENS + words + list(LETTERS) + [f"##{letter}" for letter in LETTERS]
 
 
-def tiny_bert(seed: int = 0) -> Any:
-    import torch
-    from transformers import BertConfig, BertModel
+def tiny_bert_config(**extra: Any) -> Any:
+    """The tiny BERT shape every test model here shares (`extra`: e.g. num_labels)."""
+    from transformers import BertConfig
 
-    torch.manual_seed(seed)
-    config = BertConfig(
+    return BertConfig(
         vocab_size=len(bert_vocab()),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=MAX_POSITIONS,
+        **extra,
     )
-    return BertModel(config).eval()
+
+
+def tiny_bert(seed: int = 0) -> Any:
+    import torch
+    from transformers import BertModel
+
+    torch.manual_seed(seed)
+    return BertModel(tiny_bert_config()).eval()
 
 
 def _write_vocab(directory: Path) -> None:
@@ -200,19 +207,10 @@ def build_cross_encoder_dir(directory: Path, *, num_labels: int = 1, bias: float
     (a reranker whose verdict a test knows); None keeps the random, pair-dependent weights.
     """
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import AutoTokenizer, BertForSequenceClassification
 
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(bert_vocab()),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=MAX_POSITIONS,
-        num_labels=num_labels,
-    )
-    model = BertForSequenceClassification(config).eval()
+    model = BertForSequenceClassification(tiny_bert_config(num_labels=num_labels)).eval()
     if bias is not None:
         with torch.no_grad():
             model.classifier.weight.zero_()

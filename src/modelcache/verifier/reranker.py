@@ -26,7 +26,7 @@ from modelcache.embedding.huggingface import import_frameworks, model_token_limi
 from modelcache.embedding.options import require_dir, require_file
 from modelcache.errors import ConfigurationError
 from modelcache.messages import CacheKey
-from modelcache.similarity import Candidate
+from modelcache.similarity import Candidate, same_context
 
 __all__ = ["CrossEncoderReranker", "RerankStage"]
 
@@ -103,7 +103,7 @@ class RerankStage:
         `floor`: a cosine the user asked for (tenant or query threshold); it raises the recall floor.
         """
         least = self.min_cosine if floor is None else max(self.min_cosine, floor)
-        shown = [c for c in candidates if c.entry.context_hash == key.context_hash and c.score >= least]
+        shown = [c for c in same_context(key, candidates) if c.score >= least]
         if not shown:
             return None
         probabilities = self.reranker.scores(key.question, [c.entry.question for c in shown])

@@ -25,8 +25,8 @@ import numpy as np
 
 from modelcache.embedding import BatchingEmbedder, Embedder
 from modelcache.messages import CacheKey
-from modelcache.similarity import Candidate
-from modelcache.verifier.verifier import Judgement, Mode, Verifier
+from modelcache.similarity import Candidate, same_context
+from modelcache.verifier.verifier import Judgement, Verifier
 
 __all__ = ["DecisionStage", "SecondStage"]
 
@@ -65,10 +65,6 @@ class SecondStage:
         if second_model is not None and verifier.mode == "cascade":
             self.second = BatchingEmbedder(second_model, max_batch=max_batch, max_wait_s=max_wait_s)
 
-    @property
-    def mode(self) -> Mode:
-        return self.verifier.mode
-
     def load(self) -> None:
         self.verifier.load()
         if self.second is not None:
@@ -89,7 +85,7 @@ class SecondStage:
 
         `floor`: a minimum cosine the user asked for (tenant or query threshold), or None.
         """
-        same = [c for c in candidates if c.entry.context_hash == key.context_hash]
+        same = same_context(key, candidates)
         if not same:
             return None
         same.sort(key=lambda c: (-c.score, c.entry.id))
