@@ -1,6 +1,6 @@
 """Multi-turn benchmark: do follow-up questions hit only after the conversation they belong to?
 
-    .venv/bin/python -m benchmarks.multiturn [--datasets DIR] [--presets default precise]
+    .venv/bin/python -m benchmarks.multiturn [--datasets DIR] [--presets fast default precise]
 
 Data: `<datasets>/multiturn/*.json`, conversations of a main query, its response, a follow-up
 query and its response. Every conversation is stored twice, as `[user: main] -> response`

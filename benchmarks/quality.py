@@ -1,6 +1,6 @@
 """Quality benchmark: replay labelled pair files through a real server, over HTTP.
 
-    .venv/bin/python -m benchmarks.quality [FILES...] [--png quality.png] [--preset precise]
+    .venv/bin/python -m benchmarks.quality [FILES...] [--png quality.png] [--preset fast]
                                            [--url http://127.0.0.1:PORT]
 
 Protocol (datasets/README.md, `modelcache.evaluation`): store every distinct `text_a` (its
@@ -10,13 +10,15 @@ entry is in the query's cluster; a query is answerable when some stored text is 
 cluster. Reported: precision of hits, hit rate on answerable queries, false-hit rate on
 unanswerable ones.
 
-Each query is sent twice: once as is (the server's default decision, the "default" row),
-and once with `threshold: -1`, which returns the best same-context candidate and its cosine
-whatever the threshold, from which the per-threshold rows and the precision / hit-rate curve
-are computed. Under the `precise` preset the verifier decides whatever the threshold, so
-there is no sweep: only the default row. Without --url a `modelcache serve` process with
-default settings (and `--preset`) is started on a free loopback port and stopped at the end.
-Files default to every file in pairs/test/.
+Each query is sent as is (the server's own decision, the "default" row; the client times
+every request, one at a time, for the p50 / p99 table). Under the `fast` preset (cosine
+thresholds only) it is sent a second time with `threshold: -1`, which returns the best
+same-context candidate and its cosine whatever the threshold, from which the per-threshold
+rows and the precision / hit-rate curve are computed. Under `default` and `precise` the
+verifier decides whatever the threshold, so there is no sweep: only the default row.
+Without --url a `modelcache serve` process with default settings (and `--preset`) is
+started on a free loopback port and stopped at the end. Files default to every file in
+pairs/test/.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,15 +59,26 @@ def store(session: requests.Session, url: str, tenant: str, texts: Sequence[str]
         post(session, url, {"type": "insert", "scope": {"model": tenant}, "chat_info": chat_info})
 
 
-def ask(session: requests.Session, url: str, tenant: str, questions: Sequence[str], threshold: float | None):
-    """(returned stored index or -1, score) per question."""
+def ask(
+    session: requests.Session,
+    url: str,
+    tenant: str,
+    questions: Sequence[str],
+    threshold: float | None,
+    latencies: list[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(returned stored index or -1, score) per question; each request's seconds are
+    appended to `latencies` when given (one client, one request at a time)."""
     returned = np.full(len(questions), -1, np.int64)
     scores = np.full(len(questions), -np.inf)
     for i, question in enumerate(questions):
         body: dict[str, object] = {"type": "query", "scope": {"model": tenant}, "query": question}
         if threshold is not None:
             body["threshold"] = threshold
+        started = time.perf_counter()
         result = post(session, url, body)
+        if latencies is not None:
+            latencies.append(time.perf_counter() - started)
         if result["cacheHit"]:
             returned[i] = int(str(result["answer"]))
             scores[i] = float(result["score"])  # type: ignore[arg-type]
@@ -76,13 +90,23 @@ def evaluate(url: str, path: Path, *, sweep: bool = True) -> dict[str, object]:
     tenant = f"quality-{uuid.uuid4().hex[:8]}"
     session = requests.Session()
     store(session, url, tenant, protocol.stored)
-    default_returned, _ = ask(session, url, tenant, protocol.queries, None)
+    latencies: list[float] = []
+    default_returned, _ = ask(session, url, tenant, protocol.queries, None, latencies)
     answerable = protocol.answerable
     hit = default_returned >= 0
     rows = {"default": metrics(hit, protocol.correct(np.maximum(default_returned, 0)) & hit, answerable)}
+    ms = np.array(latencies) * 1000
+    timing = {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+    result: dict[str, object] = {
+        "rows": rows,
+        "curve": [],
+        "queries": len(protocol.queries),
+        "stored": len(protocol.stored),
+        "timing": timing,
+    }
     if not sweep:
         post(session, url, {"type": "remove", "scope": {"model": tenant}, "remove_type": "truncate_by_model"})
-        return {"rows": rows, "curve": [], "queries": len(protocol.queries), "stored": len(protocol.stored)}
+        return result
     best, scores = ask(session, url, tenant, protocol.queries, -1.0)
     post(session, url, {"type": "remove", "scope": {"model": tenant}, "remove_type": "truncate_by_model"})
     correct_best = protocol.correct(np.maximum(best, 0)) & (best >= 0)
@@ -93,7 +117,8 @@ def evaluate(url: str, path: Path, *, sweep: bool = True) -> dict[str, object]:
             curve.append((float(threshold), row["precision"], row["hit_rate"]))
         if float(threshold) in THRESHOLDS:
             rows[f"cosine >= {threshold:.2f}"] = row
-    return {"rows": rows, "curve": curve, "queries": len(protocol.queries), "stored": len(protocol.stored)}
+    result["curve"] = curve
+    return result
 
 
 def plot(results: dict[str, dict[str, object]], path: Path) -> None:
@@ -132,7 +157,7 @@ def main() -> None:
         data_dir = Path(tempfile.mkdtemp(prefix="mc-quality-"))
         server = ServerProcess(data_dir, preset=args.preset).start(timeout=180)
     url = args.url or server.url  # type: ignore[union-attr]
-    sweep = args.preset != "precise"
+    sweep = args.preset == "fast"
     try:
         results = {path.stem: evaluate(url, path, sweep=sweep) for path in files}
     finally:
@@ -146,6 +171,15 @@ def main() -> None:
                 f"| {name} | {setting} | {row['precision']:.3f} | {row['hit_rate']:.3f} | "
                 f"{row['false_hit_rate']:.3f} | {row['hits']:,} / {row['queries']:,} |"
             )
+    print()
+    print("| file | stored | queries | query p50 ms | query p99 ms |")
+    print("|---|---|---|---|---|")
+    for name, result in results.items():
+        timing = result["timing"]
+        print(
+            f"| {name} | {result['stored']:,} | {result['queries']:,} | "  # type: ignore[str-format]
+            f"{timing['p50_ms']:.2f} | {timing['p99_ms']:.2f} |"  # type: ignore[index]
+        )
     if args.png and sweep:
         plot(results, args.png)
         print(f"curves written to {args.png}")

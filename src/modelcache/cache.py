@@ -22,7 +22,7 @@ from modelcache.messages import CacheKey, Message, build_key
 from modelcache.querylog import QueryLogWriter
 from modelcache.schemas import parse_conversation
 from modelcache.settings import Settings
-from modelcache.similarity import Candidate, Thresholds, choose
+from modelcache.similarity import Candidate, Thresholds, choose, same_context
 from modelcache.storage import (
     Entry,
     NewEntry,
@@ -76,6 +76,13 @@ class Cache:
         self.settings = settings or Settings()
         inner = embedder or open_embedder(self.settings)
         self.second_stage = second_stage or _second_stage(self.settings, getattr(inner, "name", "?"))
+        # The verifier learned from full top-k neighbourhoods: in the `default` preset a query
+        # with fewer same-context candidates (a small tenant) is decided by the cosine thresholds.
+        self._stage_min_candidates = (
+            min(self.settings.verifier_min_candidates, self.settings.top_k)
+            if self.settings.preset == "default" and second_stage is None and not self.settings.reranker
+            else 1
+        )
         self.embedder = BatchingEmbedder(
             inner,
             max_batch=self.settings.batch_max_size,
@@ -244,7 +251,7 @@ class Cache:
         found = self.rows.get(tenant, list(score_of))
         self._drop_orphan_vectors(tenant, set(score_of) - {e.id for e in found})
         candidates = [Candidate(e, score_of[e.id]) for e in found]
-        if self.second_stage is not None:
+        if self.second_stage is not None and len(same_context(key, candidates)) >= self._stage_min_candidates:
             floor = threshold if threshold is not None else self._explicit_threshold(tenant, key.question)
             return self.second_stage.choose(key, candidates, floor)
         limit = threshold if threshold is not None else self._thresholds(tenant).for_text(key.question)
@@ -384,12 +391,13 @@ def _second_stage(settings: Settings, first_model: str) -> DecisionStage | None:
         return RerankStage(
             reranker, threshold=settings.reranker_threshold, min_cosine=settings.reranker_min_cosine
         )
-    if settings.preset != "precise":
+    if settings.preset == "fast":
         return None
     if first_model != "use":
         log.warning(
-            "the precise preset needs the bundled 'use' embedder; with %r the cache uses cosine"
-            " thresholds only",
+            "the %s preset's verifier needs the bundled 'use' embedder; with %r the cache uses"
+            " cosine thresholds only",
+            settings.preset,
             first_model,
         )
         return None

@@ -70,10 +70,12 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(default=32, ge=1)
     batch_max_wait_ms: float = Field(default=0.0, ge=0)
 
-    # how a hit is decided (README, "Presets"): `default` and `fast` by the cosine thresholds
-    # below (`fast` never gets a second stage, whatever later defaults become); `precise` by
-    # the second-stage verifier, which embeds unsure queries again with e5-small
+    # how a hit is decided (README, "Presets"): `default` by the second-stage verifier
+    # (which embeds unsure queries again with e5-small) wherever the query has at least
+    # `verifier_min_candidates` same-context candidates, by the cosine thresholds below in
+    # smaller tenants; `precise` by the verifier always; `fast` by the cosine thresholds only
     preset: Literal["default", "fast", "precise"] = "default"
+    verifier_min_candidates: int = Field(default=10, ge=1)
     # a local cross-encoder directory: when set, it decides hits instead (not with `fast`)
     reranker: str = ""
     reranker_threshold: float = Field(default=0.5, ge=0, le=1)

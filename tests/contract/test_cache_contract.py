@@ -143,5 +143,20 @@ def test_precise_preset_keeps_second_embeddings_and_rejects_a_false_hit(
         assert all(e.second_embedding is not None and e.second_embedding.shape == (384,) for e in stored)
         assert all(abs(float(np.linalg.norm(e.second_embedding)) - 1) < 1e-3 for e in stored)  # type: ignore[arg-type]
         assert cache.query(tenant, ask("How do I sort a Python list?", None)).answer == "answer 0"
-        assert cache.query(tenant, ask("what's the capital city of France?", None)).answer == "answer 1"
         assert not cache.query(tenant, false_hit).hit
+
+
+def test_default_preset_stores_second_embeddings_from_the_first_entry(
+    settings: Settings, use_embedder: UseEmbedder, tenant: str
+):
+    """`default` decides a small tenant by cosine, but stores e5 vectors from the first entry
+    on, so the verifier can judge the tenant once it has a full neighbourhood."""
+    with Cache(settings.model_copy(update={"preset": "default"}), embedder=use_embedder) as cache:
+        [first] = cache.insert(tenant, [(ask("你是谁?"), ANSWER)])
+        [entry] = cache.entries(tenant, [first])
+        assert entry.second_embedding is not None and entry.second_embedding.shape == (384,)
+        assert cache.query(tenant, ask("你是什么人?")).answer == ANSWER  # cosine: one candidate
+        items = [(ask(q, None), f"answer {i}") for i, q in enumerate(TEN_QUESTIONS)]
+        cache.insert(tenant + "n", items)
+        assert not cache.query(tenant + "n", ask("How can I reverse a list in Python?", None)).hit
+        assert cache.query(tenant + "n", ask("How do I sort a Python list?", None)).answer == "answer 0"

@@ -22,11 +22,14 @@ TENANT = "bench"
 _FILL_BATCH = 1000
 
 
-def fill(settings: Settings, workload: Workload, vectors: np.ndarray, size: int) -> float:
+def fill(
+    settings: Settings, workload: Workload, vectors: np.ndarray, size: int, second: np.ndarray | None = None
+) -> float:
     """Write `size` entries (rows, then vectors) in batches of 1,000; returns entries per second.
 
     Embeddings are precomputed, so this is the storage's own speed, as `Cache.insert` writes it,
-    including any index building it sets off.
+    including any index building it sets off. `second`: the e5 vectors the verifier presets
+    store with each row (synthetic rows get random ones), or None for rows without.
     """
     rows, index = open_row_store(settings), open_vector_index(settings, vectors.shape[1])
     rows.start()
@@ -36,13 +39,17 @@ def fill(settings: Settings, workload: Workload, vectors: np.ndarray, size: int)
         index.ensure_tenant(TENANT)
         texts = workload.texts(size)
         started = time.perf_counter()
+        seconds = vector_batches(second, size, _FILL_BATCH) if second is not None else None
         for start, batch_vectors in vector_batches(vectors, size, _FILL_BATCH):
+            batch_seconds = next(seconds)[1] if seconds is not None else [None] * len(batch_vectors)
             batch = []
-            for offset, vector in enumerate(batch_vectors):
+            for offset, (vector, extra) in enumerate(zip(batch_vectors, batch_seconds, strict=True)):
                 text = texts[start + offset]
                 key = build_key([Message("user", text)])
                 answer = workload.answer(start + offset)
-                batch.append(NewEntry(TENANT, text, answer, "[]", key.context_hash, key.key_hash, vector))
+                batch.append(
+                    NewEntry(TENANT, text, answer, "[]", key.context_hash, key.key_hash, vector, extra)
+                )
             ids = rows.insert(batch)
             index.add(TENANT, np.asarray(ids, dtype=np.int64), batch_vectors)
         _settle(index)

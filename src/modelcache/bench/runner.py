@@ -56,6 +56,7 @@ class Bench:
     args: argparse.Namespace
     workload: Workload
     vectors: np.ndarray
+    second: np.ndarray | None
     overrides: dict[str, Any]
     gptcache: str | None
     embed_threads: int
@@ -83,7 +84,7 @@ class Bench:
             data_dir = Path(tmp) / "data"
             log(f"ModelCache: filling {size:,} entries ({real:,} real questions)")
             settings = Settings(**{**self.overrides, "data_dir": data_dir})
-            rate = fill_ours(settings, self.workload, self.vectors, size)
+            rate = fill_ours(settings, self.workload, self.vectors, size, self.second)
             log(f"ModelCache: filled at {rate:,.0f} entries/s")
             for preset in self.args.presets:
                 for wait in self.args.batch_wait_ms:
@@ -173,7 +174,10 @@ def run_bench(args: argparse.Namespace) -> int:
     workload = load_workload(dataset_path(args.dataset), args.query_pool)
     real = min(max(args.sizes), len(workload.stored))
     vectors = embed_texts(workload.stored[:real], args.embed_threads, log)
-    bench = Bench(args, workload, vectors, overrides, gptcache, embed_threads)
+    # the verifier presets store an e5 vector with each row, and use it for unsure queries
+    needs_second = any(preset != "fast" for preset in args.presets)
+    second = embed_texts(workload.stored[:real], args.embed_threads, log, "e5") if needs_second else None
+    bench = Bench(args, workload, vectors, second, overrides, gptcache, embed_threads)
     for size in args.sizes:
         bench.modelcache(size)
         if gptcache and size <= args.gptcache_max_size:

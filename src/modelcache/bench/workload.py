@@ -88,28 +88,29 @@ def load_workload(path: Path, query_count: int) -> Workload:
     return Workload(list(stored), queries, path)
 
 
-def _cache_file(texts: list[str]) -> Path:
+def _cache_file(texts: list[str], model: str) -> Path:
     digest = hashlib.sha1("\n".join(texts[:1000]).encode(), usedforsecurity=False).hexdigest()[:16]
-    return CACHE_DIR / f"use-{digest}.npy"
+    return CACHE_DIR / f"{model}-{digest}.npy"
 
 
-def embed_texts(texts: list[str], threads: int, log: Callable[[str], None]) -> np.ndarray:
-    """USE embeddings of the texts, computed once and kept under ~/.cache/modelcache-bench.
+def embed_texts(texts: list[str], threads: int, log: Callable[[str], None], model: str = "use") -> np.ndarray:
+    """Embeddings of the texts by a bundled model (`use`, the vector index's, or `e5`, the
+    verifier's second embedding), computed once and kept under ~/.cache/modelcache-bench.
 
     The cache file holds the embeddings of a prefix of the stored questions; a longer list
     computes only the missing tail.
     """
-    from modelcache.embedding.use import UseEmbedder
+    from modelcache.embedding import embedder_named
 
-    path = _cache_file(texts)
-    known = np.load(path) if path.exists() else np.zeros((0, DIM), np.float32)
+    embedder = embedder_named(model, threads)
+    path = _cache_file(texts, model)
+    known = np.load(path) if path.exists() else np.zeros((0, embedder.dim), np.float32)
     if len(known) >= len(texts):
         return np.asarray(known[: len(texts)])
-    embedder = UseEmbedder(threads=threads)
     embedder.load()
     parts = [known]
     missing = texts[len(known) :]
-    log(f"embedding {len(missing):,} questions with the bundled USE model (cached in {path.parent})")
+    log(f"embedding {len(missing):,} questions with the bundled {model} model (cached in {path.parent})")
     for start in range(0, len(missing), _EMBED_BATCH):
         parts.append(embedder.embed(missing[start : start + _EMBED_BATCH]))
     vectors = np.concatenate(parts).astype(np.float32)
@@ -118,19 +119,20 @@ def embed_texts(texts: list[str], threads: int, log: Callable[[str], None]) -> n
     return vectors
 
 
-def synthetic_vectors(start: int, count: int, seed: int = 7) -> np.ndarray:
+def synthetic_vectors(start: int, count: int, seed: int = 7, dim: int = DIM) -> np.ndarray:
     """Random unit vectors, the same for the same positions on every run."""
-    rng = np.random.default_rng([seed, start])
-    vectors = rng.standard_normal((count, DIM)).astype(np.float32)
+    rng = np.random.default_rng([seed, start, dim])
+    vectors = rng.standard_normal((count, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors
 
 
 def vector_batches(real: np.ndarray, size: int, batch: int) -> Iterator[tuple[int, np.ndarray]]:
     """(start, vectors) for positions 0..size: real embeddings first, then synthetic ones."""
+    dim = real.shape[1]
     for start in range(0, size, batch):
         stop = min(start + batch, size)
         head = real[start:stop]
         tail_from = max(start, len(real))
-        tail = synthetic_vectors(tail_from, stop - tail_from) if stop > tail_from else None
+        tail = synthetic_vectors(tail_from, stop - tail_from, dim=dim) if stop > tail_from else None
         yield start, head if tail is None else np.concatenate([head, tail])
