@@ -5,8 +5,10 @@
     modelcache bench --sizes 10000 100000 1000000 --presets fast default precise   # the full run
 
 The full run takes about 15 minutes on 2 cores (1M: ModelCache only; GPTCache up to
---gptcache-max-size). The first run also embeds the stored questions once (about 4 minutes for
-all 137k) into ~/.cache/modelcache-bench. GPTCache comes with the `bench` extra
+--gptcache-max-size). The first run also embeds the stored questions once into
+~/.cache/modelcache-bench: with USE (about 4 minutes for all 137k) and, when a preset with the
+verifier (`default`, `precise`) is measured, with e5, whose vectors those presets store with
+each row (about 2 minutes per 10k questions). GPTCache comes with the `bench` extra
 (`pip install -e '.[bench]'`); without it the comparison is skipped. Without threadpoolctl the
 USE model cannot limit its BLAS threads, and OpenBLAS then uses every core for each embedding,
 which is much slower on a busy machine: the output says which applied; set
