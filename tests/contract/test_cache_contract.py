@@ -160,3 +160,7 @@ def test_default_preset_stores_second_embeddings_from_the_first_entry(
         cache.insert(tenant + "n", items)
         assert not cache.query(tenant + "n", ask("How can I reverse a list in Python?", None)).hit
         assert cache.query(tenant + "n", ask("How do I sort a Python list?", None)).answer == "answer 0"
+    strict = settings.model_copy(update={"preset": "default", "verifier_min_candidates": 1})
+    with Cache(strict, embedder=use_embedder) as cache:  # the verifier for every tenant, as `precise`
+        assert not cache.query(tenant, ask("你是什么人?")).hit
+        assert cache.query(tenant, ask("你是谁?")).answer == ANSWER  # exact repeats never reach it
