@@ -177,7 +177,7 @@ class FarCandidates:
     e5_queries: np.ndarray
     e5_stored: np.ndarray
 
-    def draw(self, query: int, near: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    def draw(self, near: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
         """`count` stored indexes outside `near` (the query's top-k), drawn uniformly."""
         if count <= 0:
             return np.zeros(0, np.int64)
@@ -228,7 +228,7 @@ def _features(protocol: PairProtocol, exact: np.ndarray, candidates: np.ndarray,
             extra_query += [i] * size
         if rng.random() < SPARSE_SHARE:
             keep_count = int(rng.integers(1, SPARSE_KEEP + 1))
-            others = far.draw(i, candidates[i], int(rng.integers(0, TOP_K - keep_count + 1)), rng)
+            others = far.draw(candidates[i], int(rng.integers(0, TOP_K - keep_count + 1)), rng)
             ids = np.concatenate([candidates[i, :keep_count], others])
             use_cos, e5_cos = far.cosines(i, ids)
             order = np.argsort(-use_cos, kind="stable")

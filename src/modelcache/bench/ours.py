@@ -39,16 +39,16 @@ def fill(
         index.ensure_tenant(TENANT)
         texts = workload.texts(size)
         started = time.perf_counter()
-        seconds = vector_batches(second, size, _FILL_BATCH) if second is not None else None
+        second_batches = vector_batches(second, size, _FILL_BATCH) if second is not None else None
         for start, batch_vectors in vector_batches(vectors, size, _FILL_BATCH):
-            batch_seconds = next(seconds)[1] if seconds is not None else [None] * len(batch_vectors)
+            batch_second = next(second_batches)[1] if second_batches else [None] * len(batch_vectors)
             batch = []
-            for offset, (vector, extra) in enumerate(zip(batch_vectors, batch_seconds, strict=True)):
+            for offset, (vector, vector_2) in enumerate(zip(batch_vectors, batch_second, strict=True)):
                 text = texts[start + offset]
                 key = build_key([Message("user", text)])
                 answer = workload.answer(start + offset)
                 batch.append(
-                    NewEntry(TENANT, text, answer, "[]", key.context_hash, key.key_hash, vector, extra)
+                    NewEntry(TENANT, text, answer, "[]", key.context_hash, key.key_hash, vector, vector_2)
                 )
             ids = rows.insert(batch)
             index.add(TENANT, np.asarray(ids, dtype=np.int64), batch_vectors)

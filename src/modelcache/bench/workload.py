@@ -121,7 +121,7 @@ def embed_texts(texts: list[str], threads: int, log: Callable[[str], None], mode
 
 def synthetic_vectors(start: int, count: int, seed: int = 7, dim: int = DIM) -> np.ndarray:
     """Random unit vectors, the same for the same positions on every run."""
-    rng = np.random.default_rng([seed, start, dim])
+    rng = np.random.default_rng([seed, start])
     vectors = rng.standard_normal((count, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors
