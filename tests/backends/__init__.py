@@ -59,7 +59,7 @@ class ServerHandle:
 ROW_FIXTURES = {
     "mysql": ("mysql_server", "url"),
     "postgres": ("postgres_server", "url"),
-    "pgserver": ("pgvector_server", "row_url"),
+    "pg18": ("pgvector_server", "row_url"),
 }
 VECTOR_FIXTURES = {
     "milvus": ("milvus_server", "url"),
@@ -73,7 +73,7 @@ COMBINATIONS = [
     ("sqlite", "faiss"),
     ("mysql", "milvus"),
     ("mysql", "redis"),
-    ("pgserver", "pgvector"),
+    ("pg18", "pgvector"),
     ("postgres", "faiss"),
     ("sqlite", "milvus_lite"),
 ]
