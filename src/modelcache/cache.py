@@ -77,12 +77,17 @@ class Cache:
         inner = embedder or open_embedder(self.settings)
         self.second_stage = second_stage or _second_stage(self.settings, getattr(inner, "name", "?"))
         # The verifier learned from full top-k neighbourhoods: in the `default` preset a query
-        # with fewer same-context candidates (a small tenant) is decided by the cosine thresholds.
-        self._stage_min_candidates = (
-            min(self.settings.verifier_min_candidates, self.settings.top_k)
-            if self.settings.preset == "default" and second_stage is None and not self.settings.reranker
-            else 1
+        # with fewer same-context candidates (a small tenant) is decided by the cosine
+        # thresholds, and the verifier only vetoes a choice it is confident is wrong.
+        small_tenants = (
+            self.settings.preset == "default" and second_stage is None and not self.settings.reranker
         )
+        self._stage_min_candidates = (
+            min(self.settings.verifier_min_candidates, self.settings.top_k) if small_tenants else 1
+        )
+        self._veto: SecondStage | None = None
+        if small_tenants and self.settings.verifier_veto and isinstance(self.second_stage, SecondStage):
+            self._veto = self.second_stage
         self.embedder = BatchingEmbedder(
             inner,
             max_batch=self.settings.batch_max_size,
@@ -255,7 +260,10 @@ class Cache:
             floor = threshold if threshold is not None else self._explicit_threshold(tenant, key.question)
             return self.second_stage.choose(key, candidates, floor)
         limit = threshold if threshold is not None else self._thresholds(tenant).for_text(key.question)
-        return choose(key, candidates, limit)
+        chosen = choose(key, candidates, limit)
+        if chosen is not None and self._veto is not None and self._veto.vetoes(key, candidates, chosen):
+            return None
+        return chosen
 
     def _drop_orphan_vectors(self, tenant: str, ids: set[int]) -> None:
         """Vectors whose rows are gone (an undo that could not reach the index) are removed."""

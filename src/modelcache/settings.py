@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # smaller tenants; `precise` by the verifier always; `fast` by the cosine thresholds only
     preset: Literal["default", "fast", "precise"] = "default"
     verifier_min_candidates: int = Field(default=10, ge=1)
+    # `default` in a smaller tenant: the verifier still rejects a cosine hit it is confident
+    # is wrong ("sort a list" for "reverse a list"); False leaves such tenants to cosine alone
+    verifier_veto: bool = True
     # a local cross-encoder directory: when set, it decides hits instead (not with `fast`)
     reranker: str = ""
     reranker_threshold: float = Field(default=0.5, ge=0, le=1)

@@ -146,6 +146,24 @@ def test_precise_preset_keeps_second_embeddings_and_rejects_a_false_hit(
         assert not cache.query(tenant, false_hit).hit
 
 
+def test_default_preset_vetoes_a_confident_false_hit_in_a_small_tenant(
+    settings: Settings, use_embedder: UseEmbedder, tenant: str
+):
+    """One entry: the cosine thresholds would serve "sort" for "reverse" (USE cosine 0.83);
+    the verifier's veto refuses it and still lets paraphrases through. Without the veto the
+    same tenant serves the false hit."""
+    reverse = "How do I reverse a list in Python?"
+    with Cache(settings.model_copy(update={"preset": "default"}), embedder=use_embedder) as cache:
+        cache.insert(tenant, [(ask(reverse, None), "Use reversed() or list[::-1].")])
+        sort = cache.query(tenant, ask("How do I sort a list in Python?", None))
+        assert not sort.hit, sort
+        paraphrase = cache.query(tenant, ask("How can I reverse a Python list?", None))
+        assert paraphrase.hit and paraphrase.question == reverse
+    loose = settings.model_copy(update={"preset": "default", "verifier_veto": False})
+    with Cache(loose, embedder=use_embedder) as cache:
+        assert cache.query(tenant, ask("How do I sort a list in Python?", None)).question == reverse
+
+
 def test_default_preset_stores_second_embeddings_from_the_first_entry(
     settings: Settings, use_embedder: UseEmbedder, tenant: str
 ):

@@ -113,3 +113,36 @@ def test_missing_weights_are_a_configuration_error(tmp_path):
     (tmp_path / "verifier.json").write_text("{}")
     with pytest.raises(ConfigurationError):
         Verifier(tmp_path).load()
+
+
+def test_shipped_small_tenant_vetoes(verifier):
+    """The shipped levels: English vetoes, Chinese none (see scripts/eval_small_tenants.py)."""
+    en, zh = verifier.veto_levels["en"], verifier.veto_levels["zh"]
+    assert 0 < en.full < 0.5 and 0 < en.fast < 0.5 and en.full < en.sure <= 1
+    assert zh.full == zh.fast == 0.0
+    reverse = "how do I reverse a list in python"
+    # The first CLEAR_PAIRS row: a paraphrase and a near miss (cosines of the bundled models).
+    assert verifier.vetoes(reverse, ["how do I sort a list in python"], [0.8445], 0, [0.9053])
+    assert not verifier.vetoes(reverse, ["how can I reverse a list in python"], [0.9825], 0, [0.9992])
+    assert verifier.vetoes(reverse, ["how do I sort a list in python"], [0.8445], 0)  # fast look
+    assert not verifier.vetoes("你是什么人?", ["你是谁?"], [0.823], 0, [0.988])
+
+
+def test_without_a_small_tenant_file_nothing_is_vetoed(tmp_path):
+    for path in WEIGHTS_DIR.iterdir():
+        if path.name != "small_tenants.json":
+            (tmp_path / path.name).write_bytes(path.read_bytes())
+    bare = Verifier(tmp_path).load()
+    assert bare.veto_levels == {}
+    sort = ["how do I sort a list in python"]
+    assert not bare.vetoes("how do I reverse a list in python", sort, [0.8445], 0, [0.9053])
+
+
+def test_a_veto_level_outside_0_1_is_a_configuration_error(tmp_path):
+    for path in WEIGHTS_DIR.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    config = json.loads((tmp_path / "small_tenants.json").read_text())
+    config["veto"]["en"]["sure"] = 1.5
+    (tmp_path / "small_tenants.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigurationError):
+        Verifier(tmp_path).load()

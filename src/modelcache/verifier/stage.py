@@ -13,6 +13,10 @@
 
 Thresholds a user set explicitly (per tenant or per query) stay a floor on the cosine of the
 chosen candidate; the global cosine defaults do not apply, the verifier replaces them.
+
+In a small tenant the `default` preset lets the cosine thresholds choose and asks `vetoes`
+whether the verifier is confident the choice is wrong (full model when every candidate has
+its e5 vector, else the fast look): one e5 call per cosine hit, none per miss.
 """
 
 from __future__ import annotations
@@ -101,12 +105,40 @@ class SecondStage:
             return None
         return chosen
 
+    def vetoes(self, key: CacheKey, candidates: Sequence[Candidate], chosen: Candidate) -> bool:
+        """True when the verifier rejects `chosen`, a candidate the cosine thresholds picked:
+        the fast look keeps it when sure, else the full model (e5) decides against the veto
+        level, or the fast look alone where a candidate has no stored e5 vector."""
+        levels = self.verifier.veto(key.question)
+        if levels.full <= 0.0 and levels.fast <= 0.0:
+            return False
+        same = same_context(key, candidates)
+        same.sort(key=lambda c: (-c.score, c.entry.id))
+        index = next((i for i, c in enumerate(same) if c.entry.id == chosen.entry.id), None)
+        if index is None:
+            return False
+        questions = [c.entry.question for c in same]
+        cosines = np.array([c.score for c in same], dtype=np.float64)
+        fast = float(self.verifier.score(key.question, questions, cosines)[index])
+        if fast >= levels.sure:
+            return False
+        second_cosines = self._second_cosines(key.question, same)
+        if second_cosines is None:
+            return fast < levels.fast
+        return self.verifier.vetoes(key.question, questions, cosines, index, second_cosines)
+
+    def _second_cosines(self, question: str, same: Sequence[Candidate]) -> np.ndarray | None:
+        """The query's e5 cosines to the candidates' stored e5 vectors; None if any is missing."""
+        stored = [c.entry.second_embedding for c in same]
+        if self.second is None or any(v is None or v.shape != (self.second.dim,) for v in stored):
+            return None
+        query = self.second.embed([question])[0]
+        return np.stack(stored) @ query  # type: ignore[arg-type,no-any-return]
+
     def _second_look(
         self, question: str, same: Sequence[Candidate], questions: list[str], cosines: np.ndarray
     ) -> Judgement:
-        stored = [c.entry.second_embedding for c in same]
-        if self.second is None or any(v is None or v.shape != (self.second.dim,) for v in stored):
+        second_cosines = self._second_cosines(question, same)
+        if second_cosines is None:
             return self.verifier.judge(question, questions, cosines, mode="fast")
-        query = self.second.embed([question])[0]
-        second_cosines = np.stack(stored) @ query  # type: ignore[arg-type]
         return self.verifier.judge(question, questions, cosines, second_cosines)

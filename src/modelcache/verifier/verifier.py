@@ -21,6 +21,10 @@ language and length class (short / long, by `modelcache.messages.text_length`):
 
 With `mode="fast"` step 2 never answers unsure: the fast model decides alone, against
 `fast_threshold`. Exact (normalised) matches are the cache's business and never get here.
+
+`vetoes` is the small-tenant check of the `default` preset: the cosine thresholds chose an
+entry, and the veto rejects it when the model gives it a probability under the language's
+veto level (`weights/small_tenants.json`, chosen on dev by `scripts/eval_small_tenants.py`).
 """
 
 from __future__ import annotations
@@ -56,10 +60,12 @@ __all__ = [
     "Mode",
     "OperatingPoint",
     "Verifier",
+    "VetoLevels",
     "feature_rows",
 ]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+SMALL_TENANTS = "small_tenants.json"
 
 #: Inputs of the fast model, in order; the full model adds the second model's cosines.
 FAST_FEATURES: tuple[str, ...] = (
@@ -79,6 +85,17 @@ class OperatingPoint:
     threshold: float  # full model: hit at or above
     band: tuple[float, float]  # fast model in the cascade: miss below, hit at or above, else unsure
     fast_threshold: float  # fast model alone (mode "fast"): hit at or above
+
+
+@dataclass(frozen=True)
+class VetoLevels:
+    """Small-tenant veto of one language: a cosine hit is rejected when the full model gives
+    it under `full` (the fast look under `fast`, where e5 vectors are missing); a fast-look
+    probability at or above `sure` keeps it without asking e5."""
+
+    full: float
+    fast: float
+    sure: float
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,8 @@ class Verifier:
         self.floor = 0.0
         self.cutoff = 20
         self.points: dict[tuple[Language, bool], OperatingPoint] = {}
+        #: language -> veto levels for small tenants (`vetoes`); none: no veto
+        self.veto_levels: dict[Language, VetoLevels] = {}
         self._models: dict[tuple[Language, str], TreeEnsemble] = {}
 
     def load(self) -> Verifier:
@@ -131,9 +150,10 @@ class Verifier:
                         (float(point["band"][0]), float(point["band"][1])),
                         float(point["fast_threshold"]),
                     )
+            self.veto_levels = _veto_levels(self.directory / SMALL_TENANTS)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             self._models.clear()
-            raise ConfigurationError(f"malformed verifier.json in {self.directory}: {exc!r}") from exc
+            raise ConfigurationError(f"malformed verifier weights in {self.directory}: {exc!r}") from exc
         except ConfigurationError:
             self._models.clear()
             raise
@@ -200,6 +220,46 @@ class Verifier:
         else:
             limit = point.band[1]
         return Judgement(best if probability >= limit else None, probability)
+
+    def veto(self, question: str) -> VetoLevels:
+        """The small-tenant veto levels for this question's language (all 0: no veto)."""
+        self.load()
+        return self.veto_levels.get(detect_language(question), VetoLevels(0.0, 0.0, 0.0))
+
+    def vetoes(
+        self,
+        question: str,
+        candidate_questions: Sequence[str],
+        first_cosines: Sequence[float] | np.ndarray,
+        chosen: int,
+        second_cosines: Sequence[float] | np.ndarray | None = None,
+    ) -> bool:
+        """True when the model is confident that candidate `chosen` means something else.
+
+        The candidates are all the query's same-context ones (the model's neighbourhood
+        features need them); the full model runs when `second_cosines` are given, the fast
+        look otherwise. (`SecondStage.vetoes` asks the fast look first, e5 only below `sure`.)
+        """
+        levels = self.veto(question)
+        level = levels.fast if second_cosines is None else levels.full
+        if level <= 0.0:
+            return False
+        probabilities = self.score(question, candidate_questions, first_cosines, second_cosines)
+        return bool(probabilities[chosen] < level)
+
+
+def _veto_levels(path: Path) -> dict[Language, VetoLevels]:
+    """The small-tenant veto levels; none (no veto) when the weights folder has no such file."""
+    if not path.exists():
+        return {}
+    levels = _read_json(path)["veto"]
+    out: dict[Language, VetoLevels] = {}
+    for language in ("zh", "en"):
+        values = [float(levels[language][kind]) for kind in ("full", "fast", "sure")]
+        if not all(0.0 <= value <= 1.0 for value in values):
+            raise ValueError(f"veto levels {values} of {language} are not all probabilities")
+        out[language] = VetoLevels(*values)
+    return out
 
 
 def feature_rows(

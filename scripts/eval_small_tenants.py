@@ -1,0 +1,288 @@
+"""Small tenants, dev only: who should decide a hit when a tenant holds only a few entries?
+
+    .venv/bin/python scripts/eval_small_tenants.py [--datasets DIR] [--folds 5] [--views 3]
+
+The quality protocol's tenants hold thousands of entries; a new application's tenant holds a
+handful. This replays the selection files of `scripts/train_verifier.py` as small tenants: for
+every query that is not an exact repeat, `--views` tenants of its 1 to 2 nearest stored texts
+(by USE) plus 0 to 7 texts drawn at random from the whole store, with their real cosines (the
+sparse-tenant rows of the training script, at most 9 entries: under `verifier_min_candidates`).
+Each tenant is decided by:
+
+- `cosine`: the cosine thresholds of the default settings (0.80 short / 0.74 long), as
+  `default` decided small tenants until now;
+- `cosine+veto@t`: the same hit, unless the full verifier model gives the chosen entry a
+  probability under t;
+- `verifier`: the shipped cascade alone (what `precise` does).
+
+Every probability is out of fold: grouped K-fold as in the training script (groups are the
+pair graph's connected components), so no text of a held-out query was trained on. Figures are
+precision of hits, hit rate on the tenants that hold a right answer, false-hit rate on the
+others, and the share of the cosine rule's right hits the rule keeps.
+
+`--write` stores the veto levels the `default` preset applies in small tenants
+(`modelcache/verifier/weights/small_tenants.json`), one per language and model: the highest
+level of the grid that keeps at least `KEEP` of the cosine rule's right hits, pooled over the
+language's selection files (the rule was fixed before the first run of this script). The
+`fast` levels apply where a candidate has no stored e5 vector. Chinese gets no veto (level 0,
+its figures are printed all the same): the zh models never saw a short positive pair (no
+LCQMC-dev pair under 10 characters is labelled 1, see calibration/verifier.md), and they give
+short hand-written paraphrases such as `你是什么人?` for `你是谁?` (0.08) or `中国首都是什么城市?`
+for `中国的首都是哪里?` (0.001) less than hard negatives, so a zh veto would take hits that
+are right and that the original ModelCache's own example relies on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import train_verifier as tv
+
+from modelcache.messages import text_length
+from modelcache.verifier.features import profile
+from modelcache.verifier.verifier import FULL_FEATURES, WEIGHTS_DIR, feature_rows
+
+#: The default settings' cosine thresholds and length cut-off (modelcache.settings).
+COSINE_SHORT, COSINE_LONG, CUTOFF = 0.80, 0.74, 20
+MAX_OTHERS = 7
+VETOES = (0.02, 0.05, 0.10, 0.15, 0.20, 0.30)
+KEEP = 0.95
+#: Fast probabilities from which the veto keeps a cosine hit without asking e5, and how far
+#: that may fall below the full-model veto on every cosine hit (precision, share of right hits).
+SURE = (0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90)
+SURE_TOLERANCE = (0.005, 0.005)
+VETOED = ("en",)
+OUT = WEIGHTS_DIR / "small_tenants.json"
+
+
+class Views:
+    """Small-tenant views of one replay: candidates, cosines, labels and features per view."""
+
+    def __init__(self, rep: tv.Replay, use: np.ndarray, e5: np.ndarray, count: int, seed: int):
+        protocol = rep.protocol
+        texts = sorted(set(protocol.stored) | set(protocol.queries))
+        row = {t: i for i, t in enumerate(texts)}
+        stored_rows = np.array([row[t] for t in protocol.stored])
+        query_rows = np.array([row[t] for t in protocol.queries])
+        far = tv.FarCandidates(use[query_rows], use[stored_rows], e5[query_rows], e5[stored_rows])
+        rng = np.random.default_rng(seed)
+        profiles: dict[str, Any] = {}
+
+        def get(text: str, lang: str) -> Any:
+            if (text, lang) not in profiles:
+                profiles[(text, lang)] = profile(text, "zh" if lang == "zh" else "en")  # type: ignore[index]
+            return profiles[(text, lang)]  # type: ignore[index]
+
+        self.query: list[int] = []
+        self.first: list[np.ndarray] = []
+        self.correct: list[np.ndarray] = []
+        self.features: list[np.ndarray] = []
+        for i, question in enumerate(protocol.queries):
+            if rep.exact[i] >= 0:
+                continue
+            lang = str(rep.language[i])
+            for _ in range(count):
+                keep = int(rng.integers(1, tv.SPARSE_KEEP + 1))
+                others = far.draw(rep.candidates[i], int(rng.integers(0, MAX_OTHERS + 1)), rng)
+                ids = np.concatenate([rep.candidates[i, :keep], others])
+                use_cos, e5_cos = far.cosines(i, ids)
+                order = np.argsort(-use_cos, kind="stable")
+                ids, use_cos, e5_cos = ids[order], use_cos[order], e5_cos[order]
+                stored = [get(protocol.stored[c], lang) for c in ids]
+                self.query.append(i)
+                self.first.append(use_cos)
+                self.correct.append(protocol.stored_cluster[ids] == protocol.query_cluster[i])
+                self.features.append(feature_rows(get(question, lang), stored, use_cos, e5_cos))
+        self.fast = [np.zeros(len(c)) for c in self.correct]
+        self.full = [np.zeros(len(c)) for c in self.correct]
+
+
+def cross_validated(reps: list[tv.Replay], views: list[Views], folds: int) -> None:
+    """Fill every view's fast and full probabilities from the fold model that did not see it."""
+    from sklearn.model_selection import GroupKFold
+
+    for language in tv.FILES:
+        for n_features, attribute in ((tv.N_FAST, "fast"), (len(FULL_FEATURES), "full")):
+            rows = tv._rows(reps, language, n_features)
+            for train, held_out in GroupKFold(folds).split(rows.features, groups=rows.groups):
+                model = tv.fit(rows, train)
+                unseen = set(rows.groups[held_out].tolist())
+                for rep, view in zip(reps, views, strict=True):
+                    groups = np.char.add(f"{rep.name}:", rep.component.astype(str))
+                    picked = [
+                        v for v, q in enumerate(view.query)
+                        if rep.language[q] == language and groups[q] in unseen
+                    ]  # fmt: skip
+                    if not picked:
+                        continue
+                    flat = np.concatenate([view.features[v][:, :n_features] for v in picked])
+                    predicted = model.predict(flat)
+                    start = 0
+                    for v in picked:
+                        size = len(view.correct[v])
+                        getattr(view, attribute)[v] = predicted[start : start + size]
+                        start += size
+
+
+Raw = tuple[bool, bool, bool, float, float]
+
+
+def decisions(
+    rep: tv.Replay, view: Views, config: dict[str, Any], raw: list[Raw]
+) -> dict[str, list[tuple[bool, bool, bool]]]:
+    """Per rule, (hit, right, answerable) for every view; `raw` gets, per view, the cosine
+    rule's hit, whether its choice is right, answerable, and the fast and full probabilities
+    of its choice."""
+    out: dict[str, list[tuple[bool, bool, bool]]] = {"cosine": [], "verifier": []}
+    out.update({f"cosine+veto@{t:.2f}": [] for t in VETOES})
+    out.update({f"cosine+fastveto@{t:.2f}": [] for t in VETOES})
+    floor = float(config["floor"])
+    for v, q in enumerate(view.query):
+        question = rep.protocol.queries[q]
+        first, correct = view.first[v], view.correct[v]
+        answerable = bool(correct.any())
+        limit = COSINE_LONG if text_length(question) > CUTOFF else COSINE_SHORT
+        cosine_hit = bool(first[0] >= limit)
+        out["cosine"].append((cosine_hit, cosine_hit and bool(correct[0]), answerable))
+        for t in VETOES:
+            hit = cosine_hit and bool(view.full[v][0] >= t)
+            out[f"cosine+veto@{t:.2f}"].append((hit, hit and bool(correct[0]), answerable))
+            hit = cosine_hit and bool(view.fast[v][0] >= t)
+            out[f"cosine+fastveto@{t:.2f}"].append((hit, hit and bool(correct[0]), answerable))
+        length_class = "long" if text_length(question) > CUTOFF else "short"
+        point = config["languages"][str(rep.language[q])][length_class]
+        hit, pick = False, 0
+        if first[0] >= floor:
+            fast, full = view.fast[v], view.full[v]
+            p_fast = float(fast.max())
+            if point["band"][0] <= p_fast < point["band"][1]:
+                pick = int(full.argmax())
+                hit = bool(full[pick] >= point["threshold"])
+            else:
+                pick = int(fast.argmax())
+                hit = p_fast >= point["band"][1]
+        out["verifier"].append((hit, hit and bool(correct[pick]), answerable))
+        raw.append((cosine_hit, bool(correct[0]), answerable, float(view.fast[v][0]), float(view.full[v][0])))
+    return out
+
+
+def summary(rows: list[tuple[bool, bool, bool]], cosine_right: int) -> str:
+    hit = np.array([r[0] for r in rows])
+    right = np.array([r[1] for r in rows])
+    answerable = np.array([r[2] for r in rows])
+    hits = int(hit.sum())
+    precision = right.sum() / hits if hits else float("nan")
+    hit_rate = (hit & answerable & right).sum() / max(int(answerable.sum()), 1)
+    false_rate = (hit & ~answerable).sum() / max(int((~answerable).sum()), 1)
+    kept = right.sum() / max(cosine_right, 1)
+    return f"{precision:9.3f} {hit_rate:9.3f} {false_rate:9.3f} {kept:9.3f} {hits:7d}"
+
+
+def with_sure(raw: list[Raw], level: float, sure: float) -> tuple[list[tuple[bool, bool, bool]], int]:
+    """The veto as `default` runs it: a fast probability at or above `sure` keeps the cosine hit
+    without e5; below it, the full model's probability must reach `level`. Also: e5 calls."""
+    rows, calls = [], 0
+    for cosine_hit, right, answerable, fast, full in raw:
+        needs_e5 = cosine_hit and fast < sure
+        calls += needs_e5
+        hit = cosine_hit and (fast >= sure or full >= level)
+        rows.append((hit, hit and right, answerable))
+    return rows, calls
+
+
+def choose_sure(raw: list[Raw], level: float, decided: list[tuple[bool, bool, bool]]) -> float:
+    """The lowest `SURE` whose precision and right hits stay within `SURE_TOLERANCE` of the
+    full-model veto on every cosine hit (`decided`)."""
+    reference = sum(r[1] for r in decided), sum(r[0] for r in decided)
+    for sure in SURE:
+        rows, _ = with_sure(raw, level, sure)
+        right, hits = sum(r[1] for r in rows), sum(r[0] for r in rows)
+        close = right / max(hits, 1) >= reference[0] / max(reference[1], 1) - SURE_TOLERANCE[0]
+        if close and right >= (1 - SURE_TOLERANCE[1]) * reference[0]:
+            return sure
+    return 1.0
+
+
+def veto_level(decided: dict[str, list[tuple[bool, bool, bool]]], prefix: str, cosine_right: int) -> float:
+    """The highest veto of the grid that keeps `KEEP` of the cosine rule's right hits (0: none)."""
+    kept = [
+        t for t in VETOES if sum(r[1] for r in decided[f"cosine+{prefix}@{t:.2f}"]) >= KEEP * cosine_right
+    ]
+    return max(kept, default=0.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--datasets", help="data set folder (default $MODELCACHE_DATASETS or ../shared/datasets)"
+    )
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--views", type=int, default=3, help="small tenants per query")
+    parser.add_argument("--write", action="store_true", help=f"write the chosen veto levels to {OUT.name}")
+    args = parser.parse_args(argv)
+    datasets = tv.datasets_dir(args.datasets)
+    config = json.loads((WEIGHTS_DIR / "verifier.json").read_text(encoding="utf-8"))
+    reps, views = [], []
+    for files in tv.FILES.values():
+        for stem in files:
+            path = datasets / "pairs" / "dev" / f"{stem}.tsv"
+            rep = tv.replay(path)
+            texts = sorted(set(rep.protocol.stored) | set(rep.protocol.queries))
+            use, e5 = tv.embed_cached("use", stem, texts), tv.embed_cached("e5", stem, texts)
+            reps.append(rep)
+            views.append(Views(rep, use, e5, args.views, tv.SEED + 1 + zlib.crc32(stem.encode())))
+    cross_validated(reps, views, args.folds)
+    header = ("file", "rule", "precision", "hit rate", "false hit", "kept", "hits")
+    print("{:<18} {:<22} {:>9} {:>9} {:>9} {:>9} {:>7}".format(*header))
+    pooled: dict[str, dict[str, list[tuple[bool, bool, bool]]]] = {}
+    raws: dict[str, list[Raw]] = {}
+    for rep, view in zip(reps, views, strict=True):
+        if rep.name not in tv.SELECT_ON:
+            continue
+        decided = decisions(rep, view, config, raws.setdefault(rep.name[:2], []))
+        cosine_right = sum(r[1] for r in decided["cosine"])
+        language = pooled.setdefault(f"{rep.name[:2]} (pooled)", {})
+        for rule, rows in decided.items():
+            print(f"{rep.name:<18} {rule:<22} {summary(rows, cosine_right)}")
+            language.setdefault(rule, []).extend(rows)
+    levels: dict[str, dict[str, float]] = {}
+    for name, decided in pooled.items():
+        cosine_right = sum(r[1] for r in decided["cosine"])
+        for rule, rows in decided.items():
+            print(f"{name:<18} {rule:<22} {summary(rows, cosine_right)}")
+        language = name[:2]
+        levels[language] = {
+            model: veto_level(decided, prefix, cosine_right) if language in VETOED else 0.0
+            for model, prefix in (("full", "veto"), ("fast", "fastveto"))
+        }
+        level = levels[language]["full"]
+        cosine_hits = sum(r[0] for r in raws[language])
+        for sure in SURE:
+            rows, calls = with_sure(raws[language], level, sure)
+            rule = f"veto@{level:.2f} sure@{sure:.2f}"
+            share = calls / max(cosine_hits, 1)
+            print(f"{name:<18} {rule:<22} {summary(rows, cosine_right)}  e5 on {share:.0%}")
+        if level > 0:
+            levels[language]["sure"] = choose_sure(raws[language], level, decided[f"cosine+veto@{level:.2f}"])
+        else:
+            levels[language]["sure"] = 0.0
+    print(f"veto levels keeping >= {KEEP:.0%} of the cosine rule's right hits: {levels}")
+    if args.write:
+        note = f"scripts/eval_small_tenants.py, {args.folds}-fold grouped cross-validation on pairs/dev"
+        OUT.write_text(
+            json.dumps({"version": 1, "chosen_by": note, "keep": KEEP, "veto": levels}, indent=1) + "\n"
+        )
+        print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
