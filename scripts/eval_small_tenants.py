@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import zlib
 from pathlib import Path
@@ -48,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_verifier as tv
 
 from modelcache.messages import text_length
-from modelcache.verifier.features import profile
+from modelcache.verifier.features import Profile, profile
 from modelcache.verifier.verifier import FULL_FEATURES, WEIGHTS_DIR, feature_rows
 
 #: The default settings' cosine thresholds and length cut-off (modelcache.settings).
@@ -75,12 +76,12 @@ class Views:
         query_rows = np.array([row[t] for t in protocol.queries])
         far = tv.FarCandidates(use[query_rows], use[stored_rows], e5[query_rows], e5[stored_rows])
         rng = np.random.default_rng(seed)
-        profiles: dict[str, Any] = {}
+        profiles: dict[tuple[str, str], Profile] = {}
 
-        def get(text: str, lang: str) -> Any:
+        def get(text: str, lang: str) -> Profile:
             if (text, lang) not in profiles:
-                profiles[(text, lang)] = profile(text, "zh" if lang == "zh" else "en")  # type: ignore[index]
-            return profiles[(text, lang)]  # type: ignore[index]
+                profiles[(text, lang)] = profile(text, "zh" if lang == "zh" else "en")
+            return profiles[(text, lang)]
 
         self.query: list[int] = []
         self.first: list[np.ndarray] = []
@@ -134,17 +135,16 @@ def cross_validated(reps: list[tv.Replay], views: list[Views], folds: int) -> No
 
 
 Raw = tuple[bool, bool, bool, float, float]
+Rows = list[tuple[bool, bool, bool]]
 
 
-def decisions(
-    rep: tv.Replay, view: Views, config: dict[str, Any], raw: list[Raw]
-) -> dict[str, list[tuple[bool, bool, bool]]]:
-    """Per rule, (hit, right, answerable) for every view; `raw` gets, per view, the cosine
-    rule's hit, whether its choice is right, answerable, and the fast and full probabilities
-    of its choice."""
-    out: dict[str, list[tuple[bool, bool, bool]]] = {"cosine": [], "verifier": []}
-    out.update({f"cosine+veto@{t:.2f}": [] for t in VETOES})
-    out.update({f"cosine+fastveto@{t:.2f}": [] for t in VETOES})
+def decisions(rep: tv.Replay, view: Views, config: dict[str, Any]) -> tuple[Rows, Rows, list[Raw]]:
+    """Per view, (hit, right, answerable) of the cosine rule and of the verifier alone, and
+    the raw material of every veto: the cosine rule's hit, whether its choice is right,
+    answerable, and the fast and full probabilities of its choice."""
+    cosine: Rows = []
+    verifier: Rows = []
+    raw: list[Raw] = []
     floor = float(config["floor"])
     for v, q in enumerate(view.query):
         question = rep.protocol.queries[q]
@@ -152,12 +152,8 @@ def decisions(
         answerable = bool(correct.any())
         limit = COSINE_LONG if text_length(question) > CUTOFF else COSINE_SHORT
         cosine_hit = bool(first[0] >= limit)
-        out["cosine"].append((cosine_hit, cosine_hit and bool(correct[0]), answerable))
-        for t in VETOES:
-            hit = cosine_hit and bool(view.full[v][0] >= t)
-            out[f"cosine+veto@{t:.2f}"].append((hit, hit and bool(correct[0]), answerable))
-            hit = cosine_hit and bool(view.fast[v][0] >= t)
-            out[f"cosine+fastveto@{t:.2f}"].append((hit, hit and bool(correct[0]), answerable))
+        cosine.append((cosine_hit, cosine_hit and bool(correct[0]), answerable))
+        raw.append((cosine_hit, bool(correct[0]), answerable, float(view.fast[v][0]), float(view.full[v][0])))
         length_class = "long" if text_length(question) > CUTOFF else "short"
         point = config["languages"][str(rep.language[q])][length_class]
         hit, pick = False, 0
@@ -170,8 +166,27 @@ def decisions(
             else:
                 pick = int(fast.argmax())
                 hit = p_fast >= point["band"][1]
-        out["verifier"].append((hit, hit and bool(correct[pick]), answerable))
-        raw.append((cosine_hit, bool(correct[0]), answerable, float(view.fast[v][0]), float(view.full[v][0])))
+        verifier.append((hit, hit and bool(correct[pick]), answerable))
+    return cosine, verifier, raw
+
+
+def vetoed(raw: list[Raw], level: float, sure: float) -> tuple[Rows, int]:
+    """A veto on the cosine rule's hits: a hit stays when the fast probability reaches `sure`
+    (no e5 asked) or the full model's reaches `level`. `sure=inf` is the full model alone,
+    `level=inf` the fast look alone. Also: how many hits needed e5."""
+    rows, calls = [], 0
+    for cosine_hit, right, answerable, fast, full in raw:
+        calls += cosine_hit and fast < sure
+        hit = cosine_hit and (fast >= sure or full >= level)
+        rows.append((hit, hit and right, answerable))
+    return rows, calls
+
+
+def rules(cosine: Rows, verifier: Rows, raw: list[Raw]) -> dict[str, Rows]:
+    """Every rule of the table, in print order."""
+    out = {"cosine": cosine, "verifier": verifier}
+    out.update({f"cosine+veto@{t:.2f}": vetoed(raw, t, math.inf)[0] for t in VETOES})
+    out.update({f"cosine+fastveto@{t:.2f}": vetoed(raw, math.inf, t)[0] for t in VETOES})
     return out
 
 
@@ -187,32 +202,21 @@ def summary(rows: list[tuple[bool, bool, bool]], cosine_right: int) -> str:
     return f"{precision:9.3f} {hit_rate:9.3f} {false_rate:9.3f} {kept:9.3f} {hits:7d}"
 
 
-def with_sure(raw: list[Raw], level: float, sure: float) -> tuple[list[tuple[bool, bool, bool]], int]:
-    """The veto as `default` runs it: a fast probability at or above `sure` keeps the cosine hit
-    without e5; below it, the full model's probability must reach `level`. Also: e5 calls."""
-    rows, calls = [], 0
-    for cosine_hit, right, answerable, fast, full in raw:
-        needs_e5 = cosine_hit and fast < sure
-        calls += needs_e5
-        hit = cosine_hit and (fast >= sure or full >= level)
-        rows.append((hit, hit and right, answerable))
-    return rows, calls
-
-
-def choose_sure(raw: list[Raw], level: float, decided: list[tuple[bool, bool, bool]]) -> float:
+def choose_sure(raw: list[Raw], level: float) -> float:
     """The lowest `SURE` whose precision and right hits stay within `SURE_TOLERANCE` of the
-    full-model veto on every cosine hit (`decided`)."""
-    reference = sum(r[1] for r in decided), sum(r[0] for r in decided)
+    full-model veto at `level` on every cosine hit."""
+    reference, _ = vetoed(raw, level, math.inf)
+    reference_right, reference_hits = sum(r[1] for r in reference), sum(r[0] for r in reference)
     for sure in SURE:
-        rows, _ = with_sure(raw, level, sure)
+        rows, _ = vetoed(raw, level, sure)
         right, hits = sum(r[1] for r in rows), sum(r[0] for r in rows)
-        close = right / max(hits, 1) >= reference[0] / max(reference[1], 1) - SURE_TOLERANCE[0]
-        if close and right >= (1 - SURE_TOLERANCE[1]) * reference[0]:
+        close = right / max(hits, 1) >= reference_right / max(reference_hits, 1) - SURE_TOLERANCE[0]
+        if close and right >= (1 - SURE_TOLERANCE[1]) * reference_right:
             return sure
     return 1.0
 
 
-def veto_level(decided: dict[str, list[tuple[bool, bool, bool]]], prefix: str, cosine_right: int) -> float:
+def veto_level(decided: dict[str, Rows], prefix: str, cosine_right: int) -> float:
     """The highest veto of the grid that keeps `KEEP` of the cosine rule's right hits (0: none)."""
     kept = [
         t for t in VETOES if sum(r[1] for r in decided[f"cosine+{prefix}@{t:.2f}"]) >= KEEP * cosine_right
@@ -243,38 +247,37 @@ def main(argv: list[str] | None = None) -> None:
     cross_validated(reps, views, args.folds)
     header = ("file", "rule", "precision", "hit rate", "false hit", "kept", "hits")
     print("{:<18} {:<22} {:>9} {:>9} {:>9} {:>9} {:>7}".format(*header))
-    pooled: dict[str, dict[str, list[tuple[bool, bool, bool]]]] = {}
-    raws: dict[str, list[Raw]] = {}
+    pooled: dict[str, tuple[Rows, Rows, list[Raw]]] = {}
     for rep, view in zip(reps, views, strict=True):
         if rep.name not in tv.SELECT_ON:
             continue
-        decided = decisions(rep, view, config, raws.setdefault(rep.name[:2], []))
-        cosine_right = sum(r[1] for r in decided["cosine"])
-        language = pooled.setdefault(f"{rep.name[:2]} (pooled)", {})
-        for rule, rows in decided.items():
+        cosine, verifier, raw = decisions(rep, view, config)
+        cosine_right = sum(r[1] for r in cosine)
+        for rule, rows in rules(cosine, verifier, raw).items():
             print(f"{rep.name:<18} {rule:<22} {summary(rows, cosine_right)}")
-            language.setdefault(rule, []).extend(rows)
+        pooled_cosine, pooled_verifier, pooled_raw = pooled.setdefault(rep.name[:2], ([], [], []))
+        pooled_cosine.extend(cosine)
+        pooled_verifier.extend(verifier)
+        pooled_raw.extend(raw)
     levels: dict[str, dict[str, float]] = {}
-    for name, decided in pooled.items():
-        cosine_right = sum(r[1] for r in decided["cosine"])
+    for language, (cosine, verifier, raw) in pooled.items():
+        name = f"{language} (pooled)"
+        cosine_right = sum(r[1] for r in cosine)
+        decided = rules(cosine, verifier, raw)
         for rule, rows in decided.items():
             print(f"{name:<18} {rule:<22} {summary(rows, cosine_right)}")
-        language = name[:2]
         levels[language] = {
             model: veto_level(decided, prefix, cosine_right) if language in VETOED else 0.0
             for model, prefix in (("full", "veto"), ("fast", "fastveto"))
         }
         level = levels[language]["full"]
-        cosine_hits = sum(r[0] for r in raws[language])
+        cosine_hits = sum(r[0] for r in cosine)
         for sure in SURE:
-            rows, calls = with_sure(raws[language], level, sure)
+            rows, calls = vetoed(raw, level, sure)
             rule = f"veto@{level:.2f} sure@{sure:.2f}"
             share = calls / max(cosine_hits, 1)
             print(f"{name:<18} {rule:<22} {summary(rows, cosine_right)}  e5 on {share:.0%}")
-        if level > 0:
-            levels[language]["sure"] = choose_sure(raws[language], level, decided[f"cosine+veto@{level:.2f}"])
-        else:
-            levels[language]["sure"] = 0.0
+        levels[language]["sure"] = choose_sure(raw, level) if level > 0 else 0.0
     print(f"veto levels keeping >= {KEEP:.0%} of the cosine rule's right hits: {levels}")
     if args.write:
         note = f"scripts/eval_small_tenants.py, {args.folds}-fold grouped cross-validation on pairs/dev"

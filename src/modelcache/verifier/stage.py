@@ -89,12 +89,9 @@ class SecondStage:
 
         `floor`: a minimum cosine the user asked for (tenant or query threshold), or None.
         """
-        same = same_context(key, candidates)
+        same, questions, cosines = _ranked(key, candidates)
         if not same:
             return None
-        same.sort(key=lambda c: (-c.score, c.entry.id))
-        questions = [c.entry.question for c in same]
-        cosines = np.array([c.score for c in same], dtype=np.float64)
         judgement = self.verifier.judge(key.question, questions, cosines)
         if judgement.unsure:
             judgement = self._second_look(key.question, same, questions, cosines)
@@ -112,13 +109,10 @@ class SecondStage:
         levels = self.verifier.veto(key.question)
         if levels.full <= 0.0 and levels.fast <= 0.0:
             return False
-        same = same_context(key, candidates)
-        same.sort(key=lambda c: (-c.score, c.entry.id))
+        same, questions, cosines = _ranked(key, candidates)
         index = next((i for i, c in enumerate(same) if c.entry.id == chosen.entry.id), None)
         if index is None:
             return False
-        questions = [c.entry.question for c in same]
-        cosines = np.array([c.score for c in same], dtype=np.float64)
         fast = float(self.verifier.score(key.question, questions, cosines)[index])
         if fast >= levels.sure:
             return False
@@ -142,3 +136,11 @@ class SecondStage:
         if second_cosines is None:
             return self.verifier.judge(question, questions, cosines, mode="fast")
         return self.verifier.judge(question, questions, cosines, second_cosines)
+
+
+def _ranked(key: CacheKey, candidates: Sequence[Candidate]) -> tuple[list[Candidate], list[str], np.ndarray]:
+    """The same-context candidates, best cosine first (ties by id), their questions and cosines:
+    what the verifier is shown."""
+    same = same_context(key, candidates)
+    same.sort(key=lambda c: (-c.score, c.entry.id))
+    return same, [c.entry.question for c in same], np.array([c.score for c in same], dtype=np.float64)
