@@ -10,13 +10,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from modelcache.errors import OPERATION_CODES, InvalidRequest
 from modelcache.messages import Message
-from modelcache.tenants import validate_tenant
+from modelcache.tenants import MAX_TENANT_LENGTH, TENANT_PATTERN, validate_tenant
 
 __all__ = [
+    "MAX_ID",
     "ChatInfo",
     "ChatMessage",
     "InsertRequest",
@@ -30,6 +41,21 @@ __all__ = [
 ]
 
 MAX_INSERT_ITEMS = 1000
+MAX_ID = 2**63 - 1
+
+# What the validators below check, said in the OpenAPI document too (schema only: the
+# validators stay the authority and give the error codes). Not expressible there: the last
+# message must be the user's, and the user's question must not be blank.
+_NO_NUL = {"pattern": "^[^\\u0000]*$"}
+_TENANT = {"pattern": TENANT_PATTERN.pattern, "minLength": 1, "maxLength": MAX_TENANT_LENGTH}
+
+
+def _conversation_schema(schema: dict[str, Any]) -> None:
+    """The messages (at least one), or a bare string: one user message."""
+    array = {key: schema.pop(key) for key in ("type", "items")}
+    question = {"type": "string", "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}  # not blank, no NUL
+    schema["anyOf"] = [question, {**array, "minItems": 1}]
+    schema["description"] = "the conversation, the user's question last; a bare string is one user message"
 
 
 class _Model(BaseModel):
@@ -45,9 +71,14 @@ def _no_nul(text: str) -> str:
 
 class ChatMessage(_Model):
     role: Literal["system", "user", "assistant"]
-    content: StrictStr
+    content: Annotated[StrictStr, Field(json_schema_extra=_NO_NUL)]
 
     _content = field_validator("content")(_no_nul)
+
+
+def _integral(value: Any) -> Any:
+    """5.0 is the integer 5 (as in JSON Schema); 5.5, "5" and true stay invalid."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _as_conversation(value: Any) -> Any:
@@ -66,23 +97,23 @@ def _check_conversation(messages: list[ChatMessage]) -> list[ChatMessage]:
 
 
 class Scope(_Model):
-    model: StrictStr
+    model: Annotated[StrictStr, Field(json_schema_extra=_TENANT)]
 
 
 class QueryRequest(_Model):
     type: Literal["query"]
     scope: Scope
-    query: list[ChatMessage]
+    query: Annotated[list[ChatMessage], Field(json_schema_extra=_conversation_schema)]
     #: Optional per-call minimum cosine similarity, overriding the tenant's thresholds.
-    threshold: Annotated[float, Field(ge=-1, le=1)] | None = None
+    threshold: Annotated[StrictFloat, Field(ge=-1, le=1)] | None = None
 
     _conversation = field_validator("query", mode="before")(_as_conversation)
     _check = field_validator("query")(_check_conversation)
 
 
 class ChatInfo(_Model):
-    query: list[ChatMessage]
-    answer: StrictStr
+    query: Annotated[list[ChatMessage], Field(json_schema_extra=_conversation_schema)]
+    answer: Annotated[StrictStr, Field(json_schema_extra=_NO_NUL)]
 
     _answer = field_validator("answer")(_no_nul)
 
@@ -97,25 +128,26 @@ class InsertRequest(_Model):
 
 
 class RemoveRequest(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"remove_type": {"const": "delete_by_id"}}},
+            "then": {"required": ["id_list"], "properties": {"id_list": {"minItems": 1}}},
+        }
+    )
+
     type: Literal["remove"]
     scope: Scope
     remove_type: Literal["delete_by_id", "truncate_by_model"]
-    id_list: list[StrictInt] = []
-
-    @field_validator("id_list")
-    @classmethod
-    def _ids_positive(cls, ids: list[int]) -> list[int]:
-        if any(i < 0 for i in ids):
-            raise ValueError("ids must be non-negative integers")
-        return ids
+    #: Entry ids are 64-bit in every backend; a larger one cannot exist, so it is a bad request.
+    id_list: list[Annotated[StrictInt, Field(ge=0, le=MAX_ID), BeforeValidator(_integral)]] = []
 
 
 class RegisterRequest(_Model):
     type: Literal["register"]
     scope: Scope
     #: Optional per-tenant thresholds, stored with the tenant.
-    threshold_short: Annotated[float, Field(ge=-1, le=1)] | None = None
-    threshold_long: Annotated[float, Field(ge=-1, le=1)] | None = None
+    threshold_short: Annotated[StrictFloat, Field(ge=-1, le=1)] | None = None
+    threshold_long: Annotated[StrictFloat, Field(ge=-1, le=1)] | None = None
 
 
 Request = QueryRequest | InsertRequest | RemoveRequest | RegisterRequest
@@ -142,7 +174,7 @@ def parse_request(body: Any) -> Request:
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object", code=101, http_status=400)
     kind = body.get("type")
-    if kind not in _MODELS:
+    if not isinstance(kind, str) or kind not in _MODELS:
         raise InvalidRequest(
             f"type must be one of {sorted(_MODELS)}, got {kind!r}", code=102, http_status=400
         )

@@ -81,7 +81,7 @@ def test_same_conversation_again_replaces_the_answer(cache: Cache, tenant: str):
 
 def test_remove_by_id_and_truncate(cache: Cache, tenant: str):
     ids = cache.insert(tenant, [(ask("你是谁?"), ANSWER), (ask("如何用Python读取文件?"), "open()")])
-    assert cache.remove(tenant, [ids[0], 999_999_999]) == [ids[0]]
+    assert cache.remove(tenant, [ids[0], 999_999_999, 2**63 - 1]) == [ids[0]]
     assert not cache.query(tenant, ask("你是谁?")).hit
     assert cache.query(tenant, ask("如何用Python读取文件?")).hit
     assert cache.truncate(tenant) == 1
@@ -115,6 +115,9 @@ def test_invalid_library_input_changes_nothing(cache: Cache, tenant: str):
         cache.insert(tenant, [(ask("好的问题"), "ok"), ([{"role": "robot", "content": "x"}], "bad")])
     with pytest.raises(InvalidRequest):
         cache.query("bad tenant!", ask("你是谁?"))
+    for bad_ids in ([-1], [2**63], ["1"], [True]):
+        with pytest.raises(InvalidRequest):
+            cache.remove(tenant, bad_ids)  # type: ignore[list-item]
     assert not cache.query(tenant, ask("好的问题")).hit
     assert cache.query(tenant, ask("你是谁?")).hit
 

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 import requests
+from jsonschema import Draft202012Validator
 
 from tests.e2e.conftest import ServerProcess
 
@@ -130,6 +131,23 @@ BAD_INPUTS = {
     "json-array": (lambda m: [1, 2, 3], 400, 101),
     "missing-type": (lambda m: {"scope": {"model": m}, "query": ask("你是谁?")}, 400, 102),
     "unknown-type": (lambda m: {"type": "drop", "scope": {"model": m}}, 400, 102),
+    "type-an-object": (lambda m: {"type": {}, "scope": {"model": m}}, 400, 102),
+    "type-a-list": (lambda m: {"type": ["query"], "scope": {"model": m}, "query": ask("你是谁?")}, 400, 102),
+    "threshold-a-boolean": (
+        lambda m: {"type": "query", "scope": {"model": m}, "query": ask("你是谁?"), "threshold": True},
+        422,
+        201,
+    ),
+    "threshold-a-string": (
+        lambda m: {"type": "query", "scope": {"model": m}, "query": ask("你是谁?"), "threshold": "0.5"},
+        422,
+        201,
+    ),
+    "register-threshold-a-boolean": (
+        lambda m: {"type": "register", "scope": {"model": m}, "threshold_long": False},
+        422,
+        501,
+    ),
     "missing-scope": (lambda m: {"type": "query", "query": ask("你是谁?")}, 422, 103),
     "missing-model": (lambda m: {"type": "query", "scope": {}, "query": ask("你是谁?")}, 422, 103),
     "invalid-model-name": (
@@ -168,6 +186,21 @@ BAD_INPUTS = {
             "remove_type": "delete_by_id",
             "id_list": ["1", 2.5],
         },
+        422,
+        401,
+    ),
+    "id-beyond-64-bits": (
+        lambda m: {
+            "type": "remove",
+            "scope": {"model": m},
+            "remove_type": "delete_by_id",
+            "id_list": [2**63],
+        },
+        422,
+        401,
+    ),
+    "negative-id": (
+        lambda m: {"type": "remove", "scope": {"model": m}, "remove_type": "delete_by_id", "id_list": [-1]},
         422,
         401,
     ),
@@ -217,3 +250,79 @@ def test_unknown_path_and_method(server: ServerProcess):
     assert res.status_code == 404 and res.json()["errorCode"] == 106
     res = requests.get(f"{server.url}/modelcache", timeout=5)
     assert res.status_code == 405 and res.json()["errorCode"] == 106
+    assert res.headers["Allow"] == "POST"  # RFC 9110: a 405 lists the methods that work
+
+
+# -- the OpenAPI document describes what the server really accepts and answers ------------
+
+
+@pytest.fixture(scope="module")
+def spec(server: ServerProcess) -> dict[str, object]:
+    document: dict[str, object] = requests.get(f"{server.url}/openapi.json", timeout=5).json()
+    return document
+
+
+def schema_errors(spec: dict[str, object], schema: dict[str, object], value: object) -> list[str]:
+    """Why `value` is outside `schema` (a part of the document, its $refs resolved in it)."""
+    validator = Draft202012Validator({**schema, "components": spec["components"]})
+    return [error.message for error in validator.iter_errors(value)]
+
+
+def request_schema(spec: dict[str, object]) -> dict[str, object]:
+    body = spec["paths"]["/modelcache"]["post"]["requestBody"]  # type: ignore[index]
+    schema: dict[str, object] = body["content"]["application/json"]["schema"]
+    return schema
+
+
+def assert_documented(spec: dict[str, object], path: str, method: str, res: requests.Response) -> None:
+    documented = spec["paths"][path][method]["responses"]  # type: ignore[index]
+    assert str(res.status_code) in documented, f"{res.status_code} is not documented for {method} {path}"
+    schema = documented[str(res.status_code)]["content"]["application/json"]["schema"]
+    assert schema_errors(spec, schema, res.json()) == [], res.text
+
+
+def good_requests(model: str) -> list[dict[str, object]]:
+    scope = {"model": model}
+    return [
+        {"type": "register", "scope": scope},
+        {"type": "register", "scope": scope, "threshold_short": 0.9, "threshold_long": 1},
+        {"type": "insert", "scope": scope, "chat_info": [{"query": ask("你是谁?"), "answer": ANSWER}]},
+        {"type": "insert", "scope": scope, "chat_info": [{"query": "What is a closure?", "answer": "A"}]},
+        {"type": "query", "scope": scope, "query": ask("你是谁?")},
+        {"type": "query", "scope": scope, "query": "今天天气怎么样?", "threshold": 0.95},
+        {"type": "remove", "scope": scope, "remove_type": "delete_by_id", "id_list": [0, 2**63 - 1, 7.0]},
+        {"type": "remove", "scope": scope, "remove_type": "truncate_by_model"},
+    ]
+
+
+def test_good_requests_fit_the_document_and_so_do_the_replies(server: ServerProcess, spec: dict[str, object]):
+    for body in good_requests(tenant()):
+        assert schema_errors(spec, request_schema(spec), body) == [], body
+        res = server.post(body, as_string=False)
+        assert res.status_code == 200, res.text
+        assert_documented(spec, "/modelcache", "post", res)
+    assert_documented(spec, "/health", "get", requests.get(f"{server.url}/health", timeout=5))
+
+
+JSON_BAD_INPUTS = [
+    case for case, (make, _, _) in BAD_INPUTS.items() if not isinstance(make("m"), bytes | str)
+]
+
+
+@pytest.mark.parametrize("case", JSON_BAD_INPUTS)
+def test_bad_inputs_are_outside_the_document_and_their_errors_in_it(
+    server: ServerProcess, spec: dict[str, object], stored: str, case: str
+):
+    body = BAD_INPUTS[case][0](stored)
+    assert schema_errors(spec, request_schema(spec), body), f"the document admits {body}"
+    assert_documented(spec, "/modelcache", "post", send_bad(server, body))
+
+
+def test_oversized_and_unparsable_bodies_get_documented_errors(
+    server: ServerProcess, spec: dict[str, object], stored: str
+):
+    big = insert_body(stored, [{"query": ask("新问题"), "answer": "x" * 100_000}])
+    assert_documented(
+        spec, "/modelcache", "post", requests.post(f"{server.url}/modelcache", json=big, timeout=30)
+    )
+    assert_documented(spec, "/modelcache", "post", post_raw(server, b"{not json"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -30,7 +30,7 @@ from modelcache.schemas import (
 from modelcache.schemas import (
     Request as CacheRequest,
 )
-from modelcache.server.openapi import install_request_schema, request_body
+from modelcache.server.openapi import HEALTH_RESPONSES, install_request_schema, request_body, responses
 from modelcache.settings import Settings
 
 __all__ = ["create_app"]
@@ -45,10 +45,12 @@ _EMPTY_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
-def _error(status: int, code: int, message: str, kind: str | None = None) -> JSONResponse:
+def _error(
+    status: int, code: int, message: str, kind: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"errorCode": code, "errorDesc": message}
     body.update(_EMPTY_FIELDS.get(kind or "", {}))
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -131,7 +133,7 @@ def create_app(settings: Settings | None = None, *, cache: Cache | None = None) 
     async def welcome() -> str:
         return "hello, modelcache!"
 
-    @app.get("/health")
+    @app.get("/health", responses=HEALTH_RESPONSES)
     async def health(request: Request) -> JSONResponse:
         report = await run_in_threadpool(request.app.state.cache.health)
         healthy = all(value == "ok" for value in report.values())
@@ -139,12 +141,13 @@ def create_app(settings: Settings | None = None, *, cache: Cache | None = None) 
             {"status": "ok" if healthy else "unavailable", **report}, status_code=200 if healthy else 503
         )
 
-    @app.post("/modelcache", openapi_extra={"requestBody": request_body()})
+    @app.post("/modelcache", openapi_extra={"requestBody": request_body()}, responses=responses())
     async def modelcache(request: Request) -> JSONResponse:
         kind: str | None = None
         try:
             body = _decode(await _read_body(request, settings.max_body_bytes))
             kind = body.get("type") if isinstance(body, dict) else None
+            kind = kind if isinstance(kind, str) else None  # e.g. {"type": [1]}: no operation
             parsed = parse_request(body)
             return JSONResponse(await run_in_threadpool(_run, request.app.state.cache, parsed))
         except ModelCacheError as exc:
@@ -156,7 +159,8 @@ def create_app(settings: Settings | None = None, *, cache: Cache | None = None) 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, 106, str(exc.detail))
+        # a 405 keeps its Allow header (RFC 9110)
+        return _error(exc.status_code, 106, str(exc.detail), headers=exc.headers)
 
     install_request_schema(app)
     return app
