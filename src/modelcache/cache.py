@@ -20,7 +20,7 @@ from modelcache.embedding import BatchingEmbedder, Embedder, embedder_named, ope
 from modelcache.errors import ConfigurationError, InvalidRequest, ModelCacheError
 from modelcache.messages import CacheKey, Message, build_key
 from modelcache.querylog import QueryLogWriter
-from modelcache.schemas import MAX_ID, parse_conversation
+from modelcache.schemas import parse_conversation, parse_ids
 from modelcache.settings import Settings
 from modelcache.similarity import Candidate, Thresholds, choose, same_context
 from modelcache.storage import (
@@ -343,11 +343,9 @@ class Cache:
     def remove(self, tenant: str, ids: Sequence[int]) -> list[int]:
         """Delete the tenant's entries with these ids; return the ids that existed."""
         validate_tenant(tenant)
-        ids = list(ids)
-        if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= MAX_ID for i in ids):
-            raise InvalidRequest(f"ids must be integers from 0 to {MAX_ID}", code=401)
+        ids = parse_ids(ids)
         deleted = self.rows.delete(tenant, ids)
-        self.index.delete(tenant, np.asarray(list(ids), dtype=np.int64))
+        self.index.delete(tenant, np.asarray(ids, dtype=np.int64))
         return deleted
 
     def truncate(self, tenant: str) -> int:

@@ -8,6 +8,7 @@ code (201 query, 301 insert, 401 remove, 501 register) for its fields.
 
 from __future__ import annotations
 
+import numbers
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,6 +19,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -27,7 +29,6 @@ from modelcache.messages import Message
 from modelcache.tenants import MAX_TENANT_LENGTH, TENANT_PATTERN, validate_tenant
 
 __all__ = [
-    "MAX_ID",
     "ChatInfo",
     "ChatMessage",
     "InsertRequest",
@@ -36,6 +37,7 @@ __all__ = [
     "RemoveRequest",
     "Request",
     "parse_conversation",
+    "parse_ids",
     "parse_request",
     "to_messages",
 ]
@@ -77,8 +79,18 @@ class ChatMessage(_Model):
 
 
 def _integral(value: Any) -> Any:
-    """5.0 is the integer 5 (as in JSON Schema); 5.5, "5" and true stay invalid."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+    """5.0 is the integer 5 (as in JSON Schema), and so is a numpy integer (library callers);
+    5.5, "5" and true stay invalid."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return value
+
+
+#: Entry ids are 64-bit in every backend; a larger one cannot exist, so it is a bad request.
+EntryId = Annotated[StrictInt, Field(ge=0, le=MAX_ID), BeforeValidator(_integral)]
+_IDS: TypeAdapter[list[int]] = TypeAdapter(list[EntryId])
 
 
 def _as_conversation(value: Any) -> Any:
@@ -138,8 +150,7 @@ class RemoveRequest(_Model):
     type: Literal["remove"]
     scope: Scope
     remove_type: Literal["delete_by_id", "truncate_by_model"]
-    #: Entry ids are 64-bit in every backend; a larger one cannot exist, so it is a bad request.
-    id_list: list[Annotated[StrictInt, Field(ge=0, le=MAX_ID), BeforeValidator(_integral)]] = []
+    id_list: list[EntryId] = []
 
 
 class RegisterRequest(_Model):
@@ -198,6 +209,14 @@ def parse_conversation(value: Any, *, code: int = 201) -> list[Message]:
     except ValidationError as exc:
         raise InvalidRequest(_describe(exc), code=code) from None
     return to_messages(chat.query)
+
+
+def parse_ids(value: Any) -> list[int]:
+    """Validate entry ids given to the library API, as the HTTP API does."""
+    try:
+        return _IDS.validate_python(value)
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc), code=401) from None
 
 
 def to_messages(messages: list[ChatMessage]) -> list[Message]:

@@ -118,6 +118,7 @@ def test_invalid_library_input_changes_nothing(cache: Cache, tenant: str):
     for bad_ids in ([-1], [2**63], ["1"], [True]):
         with pytest.raises(InvalidRequest):
             cache.remove(tenant, bad_ids)  # type: ignore[list-item]
+    assert cache.remove(tenant, np.array([2**40])) == []  # numpy ids are ids
     assert not cache.query(tenant, ask("好的问题")).hit
     assert cache.query(tenant, ask("你是谁?")).hit
 

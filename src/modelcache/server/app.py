@@ -30,7 +30,12 @@ from modelcache.schemas import (
 from modelcache.schemas import (
     Request as CacheRequest,
 )
-from modelcache.server.openapi import HEALTH_RESPONSES, install_request_schema, request_body, responses
+from modelcache.server.openapi import (
+    HEALTH_RESPONSES,
+    MODELCACHE_RESPONSES,
+    install_request_schema,
+    request_body,
+)
 from modelcache.settings import Settings
 
 __all__ = ["create_app"]
@@ -141,7 +146,7 @@ def create_app(settings: Settings | None = None, *, cache: Cache | None = None) 
             {"status": "ok" if healthy else "unavailable", **report}, status_code=200 if healthy else 503
         )
 
-    @app.post("/modelcache", openapi_extra={"requestBody": request_body()}, responses=responses())
+    @app.post("/modelcache", openapi_extra={"requestBody": request_body()}, responses=MODELCACHE_RESPONSES)
     async def modelcache(request: Request) -> JSONResponse:
         kind: str | None = None
         try:

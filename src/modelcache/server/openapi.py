@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from modelcache.schemas import Request
 
-__all__ = ["HEALTH_RESPONSES", "install_request_schema", "request_body", "responses"]
+__all__ = ["HEALTH_RESPONSES", "MODELCACHE_RESPONSES", "install_request_schema", "request_body"]
 
 
 class _Reply(BaseModel):
@@ -73,16 +73,15 @@ class Health(BaseModel):
     vector_index: str = Field(description="'ok' or the error")
 
 
-def responses() -> dict[int | str, dict[str, Any]]:
-    """The replies of `POST /modelcache`, by HTTP status."""
-    return {
-        200: {"model": QueryReply | InsertReply | RemoveReply | RegisterReply, "description": "done"},
-        400: {"model": ErrorReply, "description": "not JSON, not an object, or an unknown type (101, 102)"},
-        413: {"model": ErrorReply, "description": "the body is larger than max_body_bytes (105)"},
-        422: {"model": ErrorReply, "description": "a field is missing or invalid; nothing was changed"},
-        500: {"model": ErrorReply, "description": "an internal error (x02); the server log has the cause"},
-        503: {"model": ErrorReply, "description": "a storage backend is unreachable (x03); retry later"},
-    }
+#: The replies of `POST /modelcache`, by HTTP status.
+MODELCACHE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": QueryReply | InsertReply | RemoveReply | RegisterReply, "description": "done"},
+    400: {"model": ErrorReply, "description": "not JSON, not an object, or an unknown type (101, 102)"},
+    413: {"model": ErrorReply, "description": "the body is larger than max_body_bytes (105)"},
+    422: {"model": ErrorReply, "description": "a field is missing or invalid; nothing was changed"},
+    500: {"model": ErrorReply, "description": "an internal error (x02); the server log has the cause"},
+    503: {"model": ErrorReply, "description": "a storage backend is unreachable (x03); retry later"},
+}
 
 
 HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
