@@ -107,13 +107,14 @@ class Views:
         self.full = [np.zeros(len(c)) for c in self.correct]
 
 
-def cross_validated(reps: list[tv.Replay], views: list[Views], folds: int) -> None:
-    """Fill every view's fast and full probabilities from the fold model that did not see it."""
+def cross_validated(reps: list[tv.Replay], mirrored: list[tv.Replay], views: list[Views], folds: int) -> None:
+    """Fill every view's fast and full probabilities from the fold model that did not see it
+    (trained, like the shipped models, on the forward and the mirrored replays)."""
     from sklearn.model_selection import GroupKFold
 
     for language in tv.FILES:
         for n_features, attribute in ((tv.N_FAST, "fast"), (len(FULL_FEATURES), "full")):
-            rows = tv._rows(reps, language, n_features)
+            rows = tv._rows([*reps, *mirrored], language, n_features)
             for train, held_out in GroupKFold(folds).split(rows.features, groups=rows.groups):
                 model = tv.fit(rows, train)
                 unseen = set(rows.groups[held_out].tolist())
@@ -235,16 +236,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     datasets = tv.datasets_dir(args.datasets)
     config = json.loads((WEIGHTS_DIR / "verifier.json").read_text(encoding="utf-8"))
-    reps, views = [], []
+    reps, mirrored, views = [], [], []
     for files in tv.FILES.values():
         for stem in files:
             path = datasets / "pairs" / "dev" / f"{stem}.tsv"
             rep = tv.replay(path)
+            mirrored.append(tv.replay(path, mirrored=True))
             texts = sorted(set(rep.protocol.stored) | set(rep.protocol.queries))
             use, e5 = tv.embed_cached("use", stem, texts), tv.embed_cached("e5", stem, texts)
             reps.append(rep)
             views.append(Views(rep, use, e5, args.views, tv.SEED + 1 + zlib.crc32(stem.encode())))
-    cross_validated(reps, views, args.folds)
+    cross_validated(reps, mirrored, views, args.folds)
     header = ("file", "rule", "precision", "hit rate", "false hit", "kept", "hits")
     print("{:<18} {:<22} {:>9} {:>9} {:>9} {:>9} {:>7}".format(*header))
     pooled: dict[str, tuple[Rows, Rows, list[Raw]]] = {}

@@ -6,9 +6,14 @@ Tokens are words for English and single characters for Chinese (Latin words and 
 inside Chinese text stay whole), after Unicode NFKC and case folding. Punctuation is not a
 token. Every feature is a finite float; `LEXICAL_FEATURES` names them in order:
 
-- `len_ratio`: the shorter token count over the longer. (Absolute lengths are left out on
-  purpose: in the LCQMC dev file no pair with a text under 10 characters is a paraphrase, a
-  sampling artifact that a model would learn as "short questions never match".)
+- `len_ratio`: the shorter token count over the longer.
+- `query_tokens`: the query's token count. How much a cosine or an overlap says depends on
+  the length (on LCQMC-dev, at one threshold, 10-13-character questions are less precise
+  than 14-20-character ones). No training file may teach it "short questions never match":
+  the LCQMC-dev questions under 10 characters (all labelled 0, a sampling artifact) are not
+  trained on, and AFQMC, whose short questions would stand for all short ones, is not
+  trained on either (see scripts/train_verifier.py). Questions shorter than any trained on
+  are judged like the shortest trained ones (trees extrapolate flat).
 - `uni_jaccard`, `uni_in_candidate`, `uni_in_query`: token-set overlap (Jaccard), and the
   share of the query's tokens found in the candidate and vice versa. The two containments
   are asymmetric on purpose: "how do I sort a list" is contained in "how do I sort a list
@@ -164,7 +169,7 @@ _EN_STOP = frozenset(
 _ZH_STOP = frozenset("的了吗呢吧啊呀么是我你他她它们在有和与就都也还要会能可以个这那吗")
 
 LEXICAL_FEATURES: tuple[str, ...] = (
-    "len_ratio",
+    "len_ratio", "query_tokens",
     "uni_jaccard", "uni_in_candidate", "uni_in_query",
     "bi_jaccard", "bi_in_candidate", "bi_in_query", "tri_jaccard",
     "lcs_query", "lcs_candidate", "order_agreement", "same_tokens",
@@ -303,6 +308,7 @@ def lexical_features(query: Profile, candidate: Profile) -> list[float]:
     first_c = candidate.qwords[0] if candidate.qwords else ""
     return [
         min(len(q), len(c)) / max(len(q), len(c), 1),
+        float(len(q)),
         *_overlap(set(q), set(c)),
         *_overlap(query.bigrams, candidate.bigrams),
         _overlap(query.trigrams, candidate.trigrams)[0],
