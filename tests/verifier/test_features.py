@@ -65,6 +65,14 @@ def test_containment_is_asymmetric():
     assert f["len_ratio"] < 0.6
 
 
+def test_query_tokens_counts_the_query_side_only():
+    # words in English, characters in Chinese (Latin words whole), punctuation not counted
+    assert features("how do I sort a list?", "sort a list")["query_tokens"] == 6.0
+    assert features("how do I sort a list?", "how")["query_tokens"] == 6.0
+    assert features("你是谁?", "你是什么人?")["query_tokens"] == 3.0
+    assert features("iPhone 怎么截屏", "如何截图")["query_tokens"] == 5.0
+
+
 def test_numbers():
     f = features("what is 2 + 3", "what is 2 + 4")
     assert f["numbers_only_query"] == f["numbers_only_candidate"] == f["numbers_mismatch"] == 1.0
