@@ -140,3 +140,32 @@ def test_storage_embeddings_come_from_the_second_model_only_in_the_cascade():
     assert fast.embed_for_storage(["a", "b"]) == [None, None]
     with pytest.raises(ValueError, match="second embedding model"):
         SecondStage(Verifier(mode="cascade"))
+
+
+class VetoingVerifier(ScriptedVerifier):
+    """Vetoes every choice: the fast look is never sure and every candidate scores 0."""
+
+    def veto(self, question: str) -> Any:
+        from modelcache.verifier.verifier import VetoLevels
+
+        return VetoLevels(full=0.5, fast=0.5, sure=1.0)
+
+    def score(self, question: str, candidate_questions: Sequence[str], first_cosines: Any,
+              second_cosines: Any = None) -> np.ndarray:  # fmt: skip
+        return np.zeros(len(candidate_questions))
+
+    def vetoes(self, *args: Any, **kwargs: Any) -> bool:
+        return True
+
+
+def test_a_follow_up_is_never_vetoed_a_standalone_question_is():
+    standalone = build_key([Message("system", "s"), Message("user", "How old is he now?")])
+    follow_up = build_key([
+        Message("user", "Who is Barack Obama?"), Message("assistant", "The 44th president."),
+        Message("user", "How old is he now?"),
+    ])  # fmt: skip
+    second_stage = stage(VetoingVerifier(Judgement(None, 0.0)))
+    for key in (standalone, follow_up):
+        chosen = Candidate(entry(1, key.context_hash, E1), 0.91)
+        vetoed = second_stage.vetoes(key, [chosen], chosen)
+        assert vetoed is (key is standalone), key

@@ -16,7 +16,10 @@ chosen candidate; the global cosine defaults do not apply, the verifier replaces
 
 In a small tenant the `default` preset lets the cosine thresholds choose and asks `vetoes`
 whether the verifier is confident the choice is wrong (full model when every candidate has
-its e5 vector, else the fast look): one e5 call per cosine hit, none per miss.
+its e5 vector, else the fast look): one e5 call per cosine hit, none per miss. A follow-up
+(a question after earlier user turns) is never vetoed: the veto levels were chosen on
+standalone questions, and a follow-up ("How old is he now?") is not one; its candidate
+already shares the whole conversation, word for word.
 """
 
 from __future__ import annotations
@@ -105,7 +108,10 @@ class SecondStage:
     def vetoes(self, key: CacheKey, candidates: Sequence[Candidate], chosen: Candidate) -> bool:
         """True when the verifier rejects `chosen`, a candidate the cosine thresholds picked:
         the fast look keeps it when sure, else the full model (e5) decides against the veto
-        level, or the fast look alone where a candidate has no stored e5 vector."""
+        level, or the fast look alone where a candidate has no stored e5 vector. Never for a
+        follow-up (see the module docstring)."""
+        if any(message.role == "user" for message in key.context):
+            return False
         levels = self.verifier.veto(key.question)
         if levels.full <= 0.0 and levels.fast <= 0.0:
             return False
