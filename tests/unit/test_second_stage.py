@@ -17,6 +17,7 @@ from modelcache.similarity import Candidate
 from modelcache.storage import Entry
 from modelcache.verifier import Judgement, Verifier
 from modelcache.verifier.stage import SecondStage
+from modelcache.verifier.verifier import VetoLevels
 
 KEY = build_key([Message("system", "s"), Message("user", "question")])
 
@@ -145,9 +146,7 @@ def test_storage_embeddings_come_from_the_second_model_only_in_the_cascade():
 class VetoingVerifier(ScriptedVerifier):
     """Vetoes every choice: the fast look is never sure and every candidate scores 0."""
 
-    def veto(self, question: str) -> Any:
-        from modelcache.verifier.verifier import VetoLevels
-
+    def veto(self, question: str) -> VetoLevels:
         return VetoLevels(full=0.5, fast=0.5, sure=1.0)
 
     def score(self, question: str, candidate_questions: Sequence[str], first_cosines: Any,
